@@ -1,0 +1,36 @@
+"""tokenbus contracts v1: the only code the services share."""
+
+from contracts.base import SCHEMA_VERSION, BusMessage, Token, new_id, utc_now
+from contracts.chat import ChatMessage, ChatRequest, GenerationParams, Role
+from contracts.deadletter import DeadLetter
+from contracts.events import (
+    FinishReason,
+    TurnCompleted,
+    TurnDelta,
+    TurnEvent,
+    TurnEventBase,
+    TurnFailed,
+    TurnUsage,
+    parse_turn_event,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BusMessage",
+    "ChatMessage",
+    "ChatRequest",
+    "DeadLetter",
+    "FinishReason",
+    "GenerationParams",
+    "Role",
+    "Token",
+    "TurnCompleted",
+    "TurnDelta",
+    "TurnEvent",
+    "TurnEventBase",
+    "TurnFailed",
+    "TurnUsage",
+    "new_id",
+    "parse_turn_event",
+    "utc_now",
+]

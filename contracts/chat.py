@@ -1,0 +1,48 @@
+"""The command that asks for one assistant turn."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import BusMessage, Token
+
+__all__ = ["ChatMessage", "ChatRequest", "GenerationParams", "Role"]
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """Sampling knobs passed through to the provider; None means its default."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class ChatRequest(BusMessage):
+    """Published by the gateway; consumed by exactly one generator replica."""
+
+    type: Literal["chat.request"] = "chat.request"
+    gateway_id: Token = Field(
+        description="Routing token of the gateway replica that relays the turn"
+    )
+    conversation_id: Token
+    turn_id: Token
+    model: str = Field(min_length=1, max_length=256, description="Public model name")
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    params: GenerationParams = GenerationParams()
+    deadline_at: datetime | None = Field(default=None, description="Give up after this instant")

@@ -1,0 +1,89 @@
+"""Events the generator publishes while it produces one turn.
+
+Within a turn, `seq` starts at 1 and grows by one per event, so a reader can
+tell exactly what it has missed; `attempt` grows when the turn is redelivered
+to another generator after a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from contracts.base import BusMessage, Token
+
+__all__ = [
+    "FinishReason",
+    "TurnCompleted",
+    "TurnDelta",
+    "TurnEvent",
+    "TurnEventBase",
+    "TurnFailed",
+    "TurnUsage",
+    "parse_turn_event",
+]
+
+FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
+
+
+class TurnEventBase(BusMessage):
+    conversation_id: Token
+    turn_id: Token
+    seq: int = Field(ge=1)
+    attempt: int = Field(default=1, ge=1)
+
+
+class TurnDelta(TurnEventBase):
+    """A chunk of assistant text, in order."""
+
+    type: Literal["turn.delta"] = "turn.delta"
+    text: str
+
+
+class TurnUsage(TurnEventBase):
+    """Exact token counts for what the provider generated in this turn."""
+
+    type: Literal["turn.usage"] = "turn.usage"
+    model: str
+    provider_model: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    purpose: Literal["chat", "title"] = "chat"
+    estimated: bool = Field(
+        default=False,
+        description="True when the provider sent no usage (a cut stream): chunks were counted",
+    )
+
+
+class TurnCompleted(TurnEventBase):
+    """The last event of a successful (or cancelled) turn."""
+
+    type: Literal["turn.completed"] = "turn.completed"
+    model: str
+    finish_reason: FinishReason
+
+
+class TurnFailed(TurnEventBase):
+    """The last event of a turn that could not be served.
+
+    `code` is stable and documented; `message` is safe to show to end users and
+    never carries provider internals.
+    """
+
+    type: Literal["turn.failed"] = "turn.failed"
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=1000)
+    retryable: bool = False
+
+
+TurnEvent = Annotated[
+    TurnDelta | TurnUsage | TurnCompleted | TurnFailed, Field(discriminator="type")
+]
+
+_turn_event_adapter: TypeAdapter[TurnEvent] = TypeAdapter(TurnEvent)
+
+
+def parse_turn_event(data: bytes | str) -> TurnDelta | TurnUsage | TurnCompleted | TurnFailed:
+    """Decode any turn event; raises pydantic.ValidationError on bad input."""
+    return _turn_event_adapter.validate_json(data)

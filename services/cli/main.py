@@ -1,0 +1,54 @@
+"""`tokenbus` command: `tokenbus up` runs the whole system locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import uvloop
+
+from services.cli.up import UpOptions, run_up
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenbus", description="tokenbus LLM chat backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser(
+        "up",
+        help="run nats-server, the local model and every service",
+        description="Run the whole stack locally; Ctrl-C stops it. Port 0 picks a free port.",
+    )
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    up.add_argument("--state-dir", type=Path, default=Path(".tokenbus"))
+    up.add_argument("--nats-port", type=int, default=4222)
+    up.add_argument("--model-port", type=int, default=8081)
+    up.add_argument(
+        "--upstream-url",
+        help="OpenAI-compatible base URL to use instead of the embedded model",
+    )
+    up.add_argument("--model", help="public model name served (default smollm2-135m)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "up":
+        options = UpOptions(
+            host=args.host,
+            port=args.port,
+            state_dir=args.state_dir,
+            nats_port=args.nats_port,
+            model_port=args.model_port,
+            upstream_url=args.upstream_url,
+            model=args.model,
+        )
+        return uvloop.run(run_up(options))
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""`tokenbus up`: the whole system on one machine, as separate processes.
+
+nats-server (JetStream, file storage under the state dir), the embedded model
+server (unless an upstream is given), generator, titler, usage, and the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nats
+from nats.js.errors import NotFoundError
+
+from contracts.subjects import REQUESTS_STREAM, TURNS_STREAM
+from services.cli.supervisor import ChildSpec, StackFailed, Supervisor
+from services.runtime.embedded_nats import NatsServerProcess, free_port
+from services.runtime.model_server import DEFAULT_ALIAS
+
+__all__ = ["UpOptions", "run_up"]
+
+_CONSUMERS = {"generator": REQUESTS_STREAM, "titler": TURNS_STREAM, "usage": TURNS_STREAM}
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    state_dir: Path = Path(".tokenbus")
+    nats_port: int = 4222
+    model_port: int = 8081
+    upstream_url: str | None = None
+    model: str | None = None
+
+
+def _port(value: int) -> int:
+    return value or free_port()
+
+
+async def _http_ok(url: str) -> bool:
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        return (await client.get(url)).status_code == 200
+
+
+async def _has_consumer(nats_url: str, durable: str) -> bool:
+    nc = await nats.connect(nats_url, connect_timeout=1, allow_reconnect=False)
+    try:
+        await nc.jetstream().consumer_info(_CONSUMERS[durable], durable)
+        return True
+    except NotFoundError:
+        return False
+    finally:
+        await nc.close()
+
+
+def stack(options: UpOptions) -> tuple[NatsServerProcess, list[ChildSpec], str]:
+    """The processes to run, in start order, and the gateway's URL."""
+    nats_server = NatsServerProcess(
+        options.state_dir / "nats", port=_port(options.nats_port), host=options.host
+    )
+    python = sys.executable
+    specs = [
+        ChildSpec(
+            "nats",
+            nats_server.command(),
+            ready=lambda: _tcp_ok(options.host, nats_server.port),
+        )
+    ]
+    if options.upstream_url is None:
+        model_port = _port(options.model_port)
+        model_url = f"http://{options.host}:{model_port}"
+        specs.append(
+            ChildSpec(
+                "model",
+                [python, "-m", "services.runtime.model_server", "--host", options.host,
+                 "--port", str(model_port), "--alias", DEFAULT_ALIAS],  # fmt: skip
+                ready=lambda: _http_ok(f"{model_url}/health"),
+            )
+        )
+        upstream_url = f"{model_url}/v1"
+    else:
+        upstream_url = options.upstream_url
+    models = [options.model or DEFAULT_ALIAS]
+
+    bus_env = {"TOKENBUS_NATS_URL": nats_server.url}
+    for service in ("generator", "titler", "usage"):
+        env = dict(bus_env)
+        if service == "generator":
+            env["TOKENBUS_GENERATOR_UPSTREAM_BASE_URL"] = upstream_url
+        specs.append(
+            ChildSpec(
+                service,
+                [python, "-m", f"services.{service}.main"],
+                env=env,
+                ready=lambda durable=service: _has_consumer(nats_server.url, durable),
+            )
+        )
+    port = _port(options.port)
+    gateway_url = f"http://{options.host}:{port}"
+    specs.append(
+        ChildSpec(
+            "gateway",
+            [python, "-m", "services.gateway.main"],
+            env={
+                **bus_env,
+                "TOKENBUS_GATEWAY_HOST": options.host,
+                "TOKENBUS_GATEWAY_PORT": str(port),
+                "TOKENBUS_GATEWAY_MODELS": json.dumps(models),
+            },
+            ready=lambda: _http_ok(f"{gateway_url}/readyz"),
+            stop_timeout_s=35.0,
+        )
+    )
+    return nats_server, specs, gateway_url
+
+
+async def _tcp_ok(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def run_up(options: UpOptions) -> int:
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    _, specs, gateway_url = stack(options)
+    supervisor = Supervisor(options.state_dir / "logs")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        for spec in specs:
+            await supervisor.start(spec)
+            if stop.is_set():
+                return 0
+        (options.state_dir / "pids.json").write_text(json.dumps(supervisor.pids))
+        print(f"tokenbus is up: {gateway_url}  (Ctrl-C to stop)", flush=True)
+        exited = asyncio.create_task(supervisor.wait_any_exit())
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if exited in done:
+            print(f"tokenbus: {exited.result()} exited; stopping the stack", file=sys.stderr)
+            code = 1
+        for task in (exited, stopped):
+            task.cancel()
+    except StackFailed as exc:
+        print(f"tokenbus: {exc}; see {options.state_dir / 'logs'}", file=sys.stderr)
+        code = 1
+    finally:
+        await supervisor.stop_all()
+        print("tokenbus stopped", flush=True)
+    return code

@@ -1,0 +1,1 @@
+"""The edge gateway: OpenAI-compatible HTTP and SSE in front of the bus."""

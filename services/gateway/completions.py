@@ -1,0 +1,113 @@
+"""OpenAI Chat Completions on top of a turn: request translation, streaming, collecting."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from contracts import (
+    ChatRequest,
+    GenerationParams,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+    new_id,
+    utc_now,
+)
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import ApiError, turn_failure_status
+from services.gateway.openai_schema import ChatCompletionRequest
+from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
+from services.gateway.service import Heartbeat, TurnEvents
+
+__all__ = ["collect_completion", "stream_completion", "to_chat_request"]
+
+
+def to_chat_request(
+    body: ChatCompletionRequest, settings: GatewaySettings, correlation_id: str
+) -> ChatRequest:
+    if body.model not in settings.models:
+        raise ApiError(
+            404,
+            f"The model '{body.model}' does not exist; GET /v1/models lists the models.",
+            "model_not_found",
+            "model",
+        )
+    limit = body.output_limit
+    if limit is not None and limit > settings.max_output_tokens:
+        raise ApiError(
+            400,
+            f"max_tokens is {limit}, above this model's limit of {settings.max_output_tokens}.",
+            "invalid_value",
+            "max_tokens",
+        )
+    turn_id = new_id()
+    now = utc_now()
+    return ChatRequest(
+        correlation_id=correlation_id,
+        occurred_at=now,
+        gateway_id=settings.gateway_id,
+        # A stateless completion is a conversation of one turn.
+        conversation_id=turn_id,
+        turn_id=turn_id,
+        model=body.model,
+        messages=tuple(m.to_contract() for m in body.messages),
+        params=GenerationParams(
+            max_tokens=limit,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            stop=body.stop_sequences,
+            seed=body.seed,
+        ),
+        deadline_at=now + timedelta(seconds=settings.request_deadline_s),
+    )
+
+
+def completion_id(request: ChatRequest) -> str:
+    return f"chatcmpl-{request.turn_id}"
+
+
+async def stream_completion(events: TurnEvents, include_usage: bool) -> AsyncIterator[bytes]:
+    """SSE bytes for one turn; leaving early (client gone) closes the turn's inbox."""
+    request = events.request
+    writer = ChunkWriter(completion_id(request), request.model, include_usage)
+    usage: TurnUsage | None = None
+    try:
+        # Headers and a first chunk go out at once, before the model's first token.
+        yield writer.role()
+        async for item in events:
+            if isinstance(item, TurnDelta):
+                yield writer.delta(item.text)
+            elif isinstance(item, Heartbeat):
+                yield HEARTBEAT
+            elif isinstance(item, TurnUsage):
+                usage = item
+            elif isinstance(item, TurnCompleted):
+                yield writer.finish(item.finish_reason) + writer.usage(usage) + DONE
+            else:
+                yield writer.error(item)
+    finally:
+        events.close()
+
+
+async def collect_completion(events: TurnEvents) -> dict[str, Any]:
+    request = events.request
+    parts: list[str] = []
+    usage: TurnUsage | None = None
+    try:
+        async for item in events:
+            if isinstance(item, TurnDelta):
+                parts.append(item.text)
+            elif isinstance(item, TurnUsage):
+                usage = item
+            elif isinstance(item, TurnCompleted):
+                return completion_body(
+                    completion_id(request), request.model, "".join(parts), item.finish_reason, usage
+                )
+            elif isinstance(item, TurnFailed):
+                raise ApiError(turn_failure_status(item.code), item.message, item.code)
+    finally:
+        events.close()
+    raise ApiError(502, "The turn ended without a result.", "upstream_error")

@@ -1,0 +1,31 @@
+"""Gateway settings, from TOKENBUS_GATEWAY_* (and TOKENBUS_NATS_URL)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import Token, new_id
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENBUS_GATEWAY_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("TOKENBUS_GATEWAY_NATS_URL", "TOKENBUS_NATS_URL"),
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    gateway_id: Token = Field(
+        default_factory=lambda: new_id("gw"),
+        description="Routing token of this replica; unique per running process",
+    )
+    models: list[str] = Field(default_factory=lambda: ["smollm2-135m"], min_length=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    request_deadline_s: float = Field(default=120.0, gt=0)
+    heartbeat_s: float = Field(default=15.0, gt=0, description="SSE comment when idle this long")
+    log_level: str = "INFO"

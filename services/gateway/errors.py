@@ -1,0 +1,117 @@
+"""Errors at the edge, always in OpenAI's shape: {"error": {message, type, param, code}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "TURN_FAILURE_STATUS",
+    "ApiError",
+    "error_body",
+    "install_error_handlers",
+    "turn_failure_status",
+]
+
+log = logging.getLogger("tokenbus.gateway")
+
+# One table for every failure code a turn can end with: the HTTP status of a
+# non-streaming call, and the `code` of an SSE error event.
+TURN_FAILURE_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "context_length_exceeded": 400,
+    "content_filtered": 400,
+    "rate_limited": 429,
+    "upstream_error": 502,
+    "upstream_unavailable": 503,
+    "overloaded": 503,
+    "timeout": 504,
+}
+
+
+def turn_failure_status(code: str) -> int:
+    return TURN_FAILURE_STATUS.get(code, 502)
+
+
+def _error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "api_error"
+    return "invalid_request_error"
+
+
+def error_body(
+    message: str, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": _error_type(status), "param": param, "code": code}
+    }
+
+
+class ApiError(Exception):
+    """An expected failure with its HTTP status and stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers
+
+
+def _describe(exc: RequestValidationError) -> tuple[str, str | None, str]:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    if first.get("type") == "json_invalid":
+        return "The request body is not valid JSON.", None, "invalid_json"
+    param = ".".join(loc) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    return message, param, "invalid_value"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.message, exc.status, exc.code, exc.param),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param, code = _describe(exc)
+        return JSONResponse(error_body(message, 400, code, param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(exc.detail), exc.status_code), status_code=exc.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Never a traceback or upstream text in the answer: the type is logged to find it.
+        log.error("unhandled error", extra={"error_type": type(exc).__name__})
+        return JSONResponse(
+            error_body("The gateway failed to handle the request.", 500, "internal_error"),
+            status_code=500,
+        )

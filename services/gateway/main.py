@@ -1,0 +1,64 @@
+"""Composition root of the gateway: settings, bus, relay, FastAPI app, uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.gateway.body_limit import BodyLimitMiddleware
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import install_error_handlers
+from services.gateway.relay import TurnRelay
+from services.gateway.routes import chat, health, models
+from services.gateway.state import GatewayState
+from services.runtime.bus import connect
+from services.runtime.logs import configure_logging
+from services.runtime.topology import ensure_streams
+
+log = logging.getLogger("tokenbus.gateway")
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus = await connect(settings.nats_url, name=f"tokenbus-gateway-{settings.gateway_id}")
+        await ensure_streams(bus.js)
+        relay = TurnRelay(bus, settings.gateway_id)
+        await relay.start()
+        app.state.gateway = GatewayState(settings=settings, bus=bus, relay=relay)
+        log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
+        try:
+            yield
+        finally:
+            await relay.stop()
+            await bus.close()
+
+    app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for module in (chat, models, health):
+        app.include_router(module.router)
+    return app
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

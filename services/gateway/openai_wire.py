@@ -1,0 +1,103 @@
+"""OpenAI's chat.completion and chat.completion.chunk bodies, and their SSE framing.
+
+Per-token chunks are built from pre-encoded bytes around the JSON-escaped text:
+this is the hottest loop of the gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from contracts import FinishReason, TurnFailed, TurnUsage
+from services.gateway.errors import error_body, turn_failure_status
+
+__all__ = ["DONE", "HEARTBEAT", "ChunkWriter", "completion_body", "usage_body"]
+
+DONE = b"data: [DONE]\n\n"
+HEARTBEAT = b": keep-alive\n\n"
+
+# OpenAI has no "cancelled"; a cut-short answer ends like one that was stopped.
+_FINISH: dict[str, str] = {"cancelled": "stop"}
+
+
+def usage_body(usage: TurnUsage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+class ChunkWriter:
+    """SSE lines for one streamed completion."""
+
+    def __init__(self, completion_id: str, model: str, include_usage: bool) -> None:
+        self._head = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": None,
+        }
+        self._include_usage = include_usage
+        head = orjson.dumps(self._head)[:-1]
+        usage_null = b',"usage":null' if include_usage else b""
+        self._delta_prefix = (
+            b"data: " + head + usage_null + b',"choices":[{"index":0,"delta":{"content":'
+        )
+        self._delta_suffix = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+
+    def role(self) -> bytes:
+        return self._event([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                             "logprobs": None, "finish_reason": None}])  # fmt: skip
+
+    def delta(self, text: str) -> bytes:
+        return self._delta_prefix + orjson.dumps(text) + self._delta_suffix
+
+    def finish(self, reason: FinishReason) -> bytes:
+        return self._event([{"index": 0, "delta": {}, "logprobs": None,
+                             "finish_reason": _FINISH.get(reason, reason)}])  # fmt: skip
+
+    def usage(self, usage: TurnUsage | None) -> bytes:
+        if not self._include_usage:
+            return b""
+        body = {**self._head, "choices": [], "usage": usage_body(usage)}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def error(self, failure: TurnFailed) -> bytes:
+        # A failed stream ends with an error object and no [DONE], so no client
+        # can mistake a broken answer for a complete one.
+        body = error_body(failure.message, turn_failure_status(failure.code), failure.code)
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def _event(self, choices: list[dict[str, Any]]) -> bytes:
+        body: dict[str, Any] = {**self._head, "choices": choices}
+        if self._include_usage:
+            body["usage"] = None
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def completion_body(
+    completion_id: str, model: str, text: str, finish: FinishReason, usage: TurnUsage | None
+) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": _FINISH.get(finish, finish),
+            }
+        ],
+        "usage": usage_body(usage),
+    }

@@ -1,0 +1,64 @@
+"""Live turn events for this gateway replica, handed to the request waiting for each turn.
+
+One long-lived subscription per replica (not one per request): it exists before
+any request is published, so no first token can slip past it, and the server
+keeps no per-request state for the live path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from contracts.subjects import gateway_turns_filter, turn_id_from_subject
+from services.runtime.bus import Bus
+
+__all__ = ["TurnRelay"]
+
+log = logging.getLogger("tokenbus.gateway.relay")
+
+
+class TurnRelay:
+    def __init__(self, bus: Bus, gateway_id: str) -> None:
+        self._bus = bus
+        self._gateway_id = gateway_id
+        self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
+        self._sub: Subscription | None = None
+
+    @property
+    def live(self) -> bool:
+        return self._sub is not None and self._bus.connected
+
+    @property
+    def open_turns(self) -> int:
+        return len(self._inboxes)
+
+    async def start(self) -> None:
+        self._sub = await self._bus.nc.subscribe(
+            gateway_turns_filter(self._gateway_id), cb=self._deliver
+        )
+        # A JetStream API round trip travels behind the SUB on this connection,
+        # so once it answers the server has registered the subscription.
+        await self._bus.js.account_info()
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    def open(self, turn_id: str) -> asyncio.Queue[bytes]:
+        """Register before publishing the request; the turn's events queue up here."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._inboxes[turn_id] = queue
+        return queue
+
+    def close(self, turn_id: str) -> None:
+        self._inboxes.pop(turn_id, None)
+
+    async def _deliver(self, msg: Msg) -> None:
+        queue = self._inboxes.get(turn_id_from_subject(msg.subject))
+        if queue is not None:
+            queue.put_nowait(msg.data)

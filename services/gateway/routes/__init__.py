@@ -1,0 +1,1 @@
+"""HTTP entrypoints: decode, call one service function, return."""

@@ -1,0 +1,32 @@
+"""POST /v1/chat/completions, as OpenAI serves it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from contracts import new_id
+from services.gateway.completions import collect_completion, stream_completion, to_chat_request
+from services.gateway.openai_schema import ChatCompletionRequest
+from services.gateway.service import start_turn
+from services.gateway.sse import SSE_HEADERS
+from services.gateway.state import State
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    state: State,
+    x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+) -> Response:
+    request = to_chat_request(body, state.settings, x_request_id or new_id())
+    events = await start_turn(state.bus, state.relay, request, state.settings.heartbeat_s)
+    if body.stream:
+        return StreamingResponse(
+            stream_completion(events, body.wants_usage),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    return JSONResponse(await collect_completion(events))

@@ -1,0 +1,29 @@
+"""What the routes get from the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.gateway.config import GatewaySettings
+from services.gateway.relay import TurnRelay
+from services.runtime.bus import Bus
+
+__all__ = ["GatewayState", "State"]
+
+
+@dataclass(slots=True)
+class GatewayState:
+    settings: GatewaySettings
+    bus: Bus
+    relay: TurnRelay
+
+
+def _state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+State = Annotated[GatewayState, Depends(_state)]

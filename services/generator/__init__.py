@@ -1,0 +1,1 @@
+"""The generator: turns chat requests from the bus into streamed turn events."""

@@ -1,0 +1,27 @@
+"""Generator settings, from TOKENBUS_GENERATOR_* (and TOKENBUS_NATS_URL)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GeneratorSettings"]
+
+
+class GeneratorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENBUS_GENERATOR_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("TOKENBUS_GENERATOR_NATS_URL", "TOKENBUS_NATS_URL"),
+    )
+    upstream_base_url: str = Field(
+        default="http://127.0.0.1:8081/v1",
+        description="OpenAI-compatible base URL: OpenAI, vLLM, llama.cpp, Ollama, ...",
+    )
+    upstream_api_key: SecretStr = SecretStr("not-needed")
+    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    max_deliver: int = Field(default=3, ge=1)
+    log_level: str = "INFO"

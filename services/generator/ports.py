@@ -1,0 +1,49 @@
+"""What the generator needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from contracts import ChatRequest, FinishReason, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+
+__all__ = ["EventSink", "ModelProvider", "StreamEnd", "TextChunk", "TurnEventOut"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The provider finished; counts are None when it did not report usage."""
+
+    finish_reason: FinishReason
+    provider_model: str
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+class ModelProvider(Protocol):
+    def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
+        """Yield text as the model makes it, then one StreamEnd.
+
+        Raises services.generator.errors.ProviderError for failures it can name.
+        Closing the iterator early must close the upstream request.
+        """
+        ...
+
+
+TurnEventOut = TurnDelta | TurnUsage | TurnCompleted | TurnFailed
+
+
+class EventSink(Protocol):
+    async def emit(self, request: ChatRequest, event: TurnEventOut) -> None:
+        """Send one event toward the client; delivery order follows call order."""
+        ...
+
+    async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:
+        """Send the turn's last event and wait until the bus has stored it."""
+        ...

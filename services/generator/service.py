@@ -1,0 +1,115 @@
+"""One turn: stream from the provider, publish what it makes, end with usage and a final event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from datetime import datetime
+
+from contracts import (
+    ChatRequest,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+    utc_now,
+)
+from services.generator.errors import ProviderError
+from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk
+
+__all__ = ["generate_turn"]
+
+log = logging.getLogger("tokenbus.generator")
+
+
+async def generate_turn(
+    request: ChatRequest,
+    attempt: int,
+    provider: ModelProvider,
+    sink: EventSink,
+    now: datetime | None = None,
+) -> None:
+    """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed."""
+    seq = itertools.count(1)
+
+    def envelope() -> dict[str, object]:
+        return {
+            "correlation_id": request.correlation_id,
+            "conversation_id": request.conversation_id,
+            "turn_id": request.turn_id,
+            "attempt": attempt,
+            "seq": next(seq),
+        }
+
+    remaining = _seconds_left(request, now or utc_now())
+    if remaining is not None and remaining <= 0:
+        await sink.emit_final(
+            request,
+            TurnFailed(
+                **envelope(), code="timeout", message="The request expired before it started."
+            ),
+        )
+        return
+
+    chunks = 0
+    end: StreamEnd | None = None
+    failure: ProviderError | None = None
+    try:
+        async with asyncio.timeout(remaining):
+            async for item in provider.stream(request):
+                if isinstance(item, TextChunk):
+                    chunks += 1
+                    await sink.emit(request, TurnDelta(**envelope(), text=item.text))
+                else:
+                    end = item
+    except ProviderError as exc:
+        log.warning("provider failed", extra={"turn_id": request.turn_id, "code": exc.code})
+        failure = exc
+    except TimeoutError:
+        failure = ProviderError("timeout", "The model did not finish before the deadline.")
+
+    usage = _usage(request, end, chunks)
+    if usage is not None:
+        await sink.emit(request, TurnUsage(**envelope(), **usage))
+    if failure is not None:
+        await sink.emit_final(
+            request,
+            TurnFailed(
+                **envelope(),
+                code=failure.code,
+                message=failure.message,
+                retryable=failure.retryable,
+            ),
+        )
+        return
+    assert end is not None
+    await sink.emit_final(
+        request, TurnCompleted(**envelope(), model=request.model, finish_reason=end.finish_reason)
+    )
+
+
+def _seconds_left(request: ChatRequest, now: datetime) -> float | None:
+    if request.deadline_at is None:
+        return None
+    return (request.deadline_at - now).total_seconds()
+
+
+def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str, object] | None:
+    """Exact counts when the provider gave them; else the relayed chunks, marked estimated."""
+    if end is not None and end.input_tokens is not None and end.output_tokens is not None:
+        return {
+            "model": request.model,
+            "provider_model": end.provider_model,
+            "input_tokens": end.input_tokens,
+            "output_tokens": end.output_tokens,
+        }
+    if chunks == 0:
+        return None
+    return {
+        "model": request.model,
+        "provider_model": end.provider_model if end else request.model,
+        "input_tokens": 0,
+        "output_tokens": chunks,
+        "estimated": True,
+    }

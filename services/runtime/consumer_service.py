@@ -1,0 +1,41 @@
+"""The whole life of a service that is one JetStream worker: connect, consume, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from services.runtime.bus import connect
+from services.runtime.lifecycle import until_stopped
+from services.runtime.topology import ensure_streams
+from services.runtime.worker import Handler, JetStreamWorker, WorkerConfig
+
+__all__ = ["serve_consumer"]
+
+log = logging.getLogger("tokenbus.service")
+
+T = TypeVar("T", bound=BaseModel)
+
+
+async def serve_consumer(
+    *,
+    nats_url: str,
+    config: WorkerConfig,
+    contract: type[T],
+    handler: Handler[T],
+    stop: asyncio.Event,
+) -> None:
+    bus = await connect(nats_url, name=f"tokenbus-{config.durable}")
+    await ensure_streams(bus.js)
+    worker = JetStreamWorker(bus.js, config, contract, handler)
+    running = asyncio.create_task(worker.run())
+    log.info("consumer ready", extra={"durable": config.durable, "stream": config.stream})
+    try:
+        await until_stopped(stop, running)
+    finally:
+        worker.stop()
+        await running
+        await bus.close()

@@ -1,0 +1,33 @@
+"""Running a service until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+__all__ = ["run_service", "until_stopped"]
+
+
+def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` on uvloop; `stop` is set by SIGTERM/SIGINT for a graceful exit."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    uvloop.run(runner())
+
+
+async def until_stopped(stop: asyncio.Event, work: asyncio.Task[None]) -> None:
+    """Wait for a stop signal, or for `work` to end on its own (re-raising its error)."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopper, work}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if work in done:
+        work.result()

@@ -1,0 +1,226 @@
+"""A competing-consumer worker on a durable JetStream pull consumer.
+
+Every service that does work from the bus runs one of these: replicas share the
+durable consumer and split the messages; each replica bounds its in-flight
+messages; a message is acked only when its handler returns. The error policy is
+explicit: a payload that breaks the contract, or a handler raising `Poison`, is
+dead-lettered with the reason and terminated; `Retry` and unexpected errors are
+nacked with a delay until `max_deliver`, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from pydantic import BaseModel, ValidationError
+
+from contracts.base import new_id
+from contracts.deadletter import DeadLetter
+from contracts.subjects import deadletter_subject
+
+__all__ = ["Delivery", "JetStreamWorker", "Poison", "Retry", "WorkerConfig"]
+
+log = logging.getLogger("tokenbus.worker")
+
+T = TypeVar("T", bound=BaseModel)
+
+_PAYLOAD_KEEP = 4096
+_MAX_BATCH = 256
+
+
+class Poison(Exception):
+    """The message can never be processed; dead-letter it with this reason."""
+
+
+class Retry(Exception):
+    """A transient failure; redeliver after `delay` seconds."""
+
+    def __init__(self, reason: str, delay: float = 1.0) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the handler may know about this delivery of the message."""
+
+    subject: str
+    attempt: int
+    stream_sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    stream: str
+    subject: str
+    durable: str
+    max_in_flight: int = 64
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    retry_delay_s: float = 1.0
+
+
+Handler = Callable[[T, Delivery], Awaitable[None]]
+
+
+class JetStreamWorker(Generic[T]):
+    def __init__(
+        self,
+        js: JetStreamContext,
+        config: WorkerConfig,
+        contract: type[T],
+        handler: Handler[T],
+    ) -> None:
+        self._js = js
+        self._config = config
+        self._contract = contract
+        self._handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._capacity = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def consumer_config(self) -> ConsumerConfig:
+        c = self._config
+        return ConsumerConfig(
+            durable_name=c.durable,
+            filter_subject=c.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=c.ack_wait_s,
+            max_deliver=c.max_deliver,
+            # The server-side bound: with every replica at its limit, nothing more is handed out.
+            max_ack_pending=max(c.max_in_flight * 16, 1024),
+        )
+
+    async def run(self) -> None:
+        """Fetch and dispatch until stop(); returns after in-flight work is done."""
+        c = self._config
+        sub = await self._js.pull_subscribe(
+            c.subject, durable=c.durable, stream=c.stream, config=self.consumer_config()
+        )
+        try:
+            while not self._stopping.is_set():
+                free = c.max_in_flight - len(self._tasks)
+                if free <= 0:
+                    self._capacity.clear()
+                    await self._capacity.wait()
+                    continue
+                try:
+                    msgs = await sub.fetch(batch=min(free, _MAX_BATCH), timeout=1.0)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                except Exception as exc:
+                    log.warning("fetch failed", extra={"error_type": type(exc).__name__})
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    self._spawn(msg)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._capacity.set()
+
+    def _spawn(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._process(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._capacity.set()
+
+    async def _process(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(
+            subject=msg.subject,
+            attempt=meta.num_delivered,
+            stream_sequence=meta.sequence.stream,
+        )
+        try:
+            payload = self._contract.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._dead_letter(msg, delivery, f"contract violation: {_summarise(exc)}")
+            return
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self._handler(payload, delivery)
+        except Poison as exc:
+            await self._dead_letter(msg, delivery, str(exc))
+        except Retry as exc:
+            await self._retry_or_give_up(msg, delivery, str(exc), exc.delay)
+        except Exception as exc:
+            # The type is enough to find it; a traceback could carry user data or secrets.
+            log.error(
+                "handler failed",
+                extra={"consumer": self._config.durable, "error_type": type(exc).__name__},
+            )
+            await self._retry_or_give_up(
+                msg, delivery, f"handler error: {type(exc).__name__}", self._config.retry_delay_s
+            )
+        else:
+            await msg.ack()
+        finally:
+            heartbeat.cancel()
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        # Long generations outlive ack_wait; tell the server we are still on it.
+        interval = self._config.ack_wait_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _retry_or_give_up(
+        self, msg: Msg, delivery: Delivery, reason: str, delay: float
+    ) -> None:
+        if delivery.attempt >= self._config.max_deliver:
+            await self._dead_letter(
+                msg, delivery, f"gave up after {delivery.attempt} deliveries: {reason}"
+            )
+        else:
+            await msg.nak(delay=delay)
+
+    async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
+        letter = DeadLetter(
+            correlation_id=new_id(),
+            consumer=self._config.durable,
+            original_subject=msg.subject,
+            reason=reason[:2000],
+            stream_sequence=delivery.stream_sequence,
+            delivered=delivery.attempt,
+            payload=msg.data[:_PAYLOAD_KEEP].decode("utf-8", errors="replace"),
+        )
+        msg_id = f"dl-{self._config.durable}-{delivery.stream_sequence}"
+        await self._js.publish(
+            deadletter_subject(self._config.durable),
+            letter.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": msg_id},
+        )
+        log.warning(
+            "dead-lettered",
+            extra={"consumer": self._config.durable, "stream_sequence": delivery.stream_sequence},
+        )
+        await msg.term()
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
+    return "; ".join(parts[:10])

@@ -1,0 +1,19 @@
+"""Titler settings, from TOKENBUS_TITLER_* (and TOKENBUS_NATS_URL)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["TitlerSettings"]
+
+
+class TitlerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENBUS_TITLER_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("TOKENBUS_TITLER_NATS_URL", "TOKENBUS_NATS_URL"),
+    )
+    max_in_flight: int = Field(default=64, ge=1)
+    log_level: str = "INFO"

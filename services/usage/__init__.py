@@ -1,0 +1,1 @@
+"""The usage service: meters tokens and cost per tenant."""

@@ -1,0 +1,38 @@
+"""Composition root of the usage: settings, bus, one durable consumer."""
+
+from __future__ import annotations
+
+from contracts import TurnUsage
+from contracts.subjects import TURNS_STREAM, turn_kind_filter
+from services.runtime.consumer_service import serve_consumer
+from services.runtime.lifecycle import run_service
+from services.runtime.logs import configure_logging
+from services.runtime.worker import WorkerConfig
+from services.usage.config import UsageSettings
+from services.usage.handlers import on_usage
+
+DURABLE = "usage"
+
+
+def main() -> None:
+    settings = UsageSettings()
+    configure_logging("usage", settings.log_level)
+    config = WorkerConfig(
+        stream=TURNS_STREAM,
+        subject=turn_kind_filter("usage"),
+        durable=DURABLE,
+        max_in_flight=settings.max_in_flight,
+    )
+    run_service(
+        lambda stop: serve_consumer(
+            nats_url=settings.nats_url,
+            config=config,
+            contract=TurnUsage,
+            handler=on_usage,
+            stop=stop,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
