@@ -95,9 +95,7 @@ class Supervisor:
 
     async def wait_any_exit(self) -> str:
         """Block until some child exits; returns its name."""
-        waits = {
-            asyncio.create_task(c.process.wait()): c.spec.name for c in self._children
-        }
+        waits = {asyncio.create_task(c.process.wait()): c.spec.name for c in self._children}
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -7,6 +7,7 @@ server (unless an upstream is given), generator, titler, usage, and the gateway.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
@@ -77,8 +78,17 @@ def stack(options: UpOptions) -> tuple[NatsServerProcess, list[ChildSpec], str]:
         specs.append(
             ChildSpec(
                 "model",
-                [python, "-m", "services.runtime.model_server", "--host", options.host,
-                 "--port", str(model_port), "--alias", DEFAULT_ALIAS],  # fmt: skip
+                [
+                    python,
+                    "-m",
+                    "services.runtime.model_server",
+                    "--host",
+                    options.host,
+                    "--port",
+                    str(model_port),
+                    "--alias",
+                    DEFAULT_ALIAS,
+                ],
                 ready=lambda: _http_ok(f"{model_url}/health"),
             )
         )
@@ -97,7 +107,7 @@ def stack(options: UpOptions) -> tuple[NatsServerProcess, list[ChildSpec], str]:
                 service,
                 [python, "-m", f"services.{service}.main"],
                 env=env,
-                ready=lambda durable=service: _has_consumer(nats_server.url, durable),
+                ready=functools.partial(_has_consumer, nats_server.url, service),
             )
         )
     port = _port(options.port)
@@ -130,7 +140,7 @@ async def _tcp_ok(host: str, port: int) -> bool:
 
 async def run_up(options: UpOptions) -> int:
     options.state_dir.mkdir(parents=True, exist_ok=True)
-    _, specs, gateway_url = stack(options)
+    nats_server, specs, gateway_url = stack(options)
     supervisor = Supervisor(options.state_dir / "logs")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,6 +153,7 @@ async def run_up(options: UpOptions) -> int:
             if stop.is_set():
                 return 0
         (options.state_dir / "pids.json").write_text(json.dumps(supervisor.pids))
+        print(f"tokenbus bus: {nats_server.url}", flush=True)
         print(f"tokenbus is up: {gateway_url}  (Ctrl-C to stop)", flush=True)
         exited = asyncio.create_task(supervisor.wait_any_exit())
         stopped = asyncio.create_task(stop.wait())

@@ -10,10 +10,6 @@ from services.gateway.errors import error_body
 __all__ = ["BodyLimitMiddleware"]
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """413 in OpenAI's error shape, by Content-Length or by counting a chunked body."""
 
@@ -31,20 +27,25 @@ class BodyLimitMiddleware:
                 return
 
         received = 0
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLargeError
+                if received > self.max_bytes and not refused:
+                    refused = True
+                    await self._refuse(send)
+                    # To the app the client is gone; it stops reading and answering.
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
-            await self._refuse(send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _refuse(self, send: Send) -> None:
         body = orjson.dumps(

@@ -29,6 +29,10 @@ class TurnRelay:
         self._sub: Subscription | None = None
 
     @property
+    def gateway_id(self) -> str:
+        return self._gateway_id
+
+    @property
     def live(self) -> bool:
         return self._sub is not None and self._bus.connected
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+import httpx2
 from openai import AsyncOpenAI
 
 from contracts import ChatRequest
@@ -28,12 +28,12 @@ DURABLE = "generator"
 async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
     bus = await connect(settings.nats_url, name="tokenbus-generator")
     await ensure_streams(bus.js)
-    http_client = httpx.AsyncClient(
-        limits=httpx.Limits(
+    http_client = httpx2.AsyncClient(
+        limits=httpx2.Limits(
             max_connections=settings.max_in_flight,
             max_keepalive_connections=settings.max_in_flight,
         ),
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=5.0),
+        timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
     )
     client = AsyncOpenAI(
         base_url=settings.upstream_base_url,

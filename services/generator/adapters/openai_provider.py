@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
@@ -51,15 +51,16 @@ class OpenAIProvider:
             kwargs["stop"] = list(p.stop)
         if p.seed is not None:
             kwargs["seed"] = p.seed
+        messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
             response = await self._client.chat.completions.create(
                 model=upstream_model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **kwargs,
             )
-        except (openai.APIError, httpx.HTTPError) as exc:
+        except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_openai_error(exc) from None
 
         finish: FinishReason | None = None
@@ -77,7 +78,7 @@ class OpenAIProvider:
                         yield TextChunk(choice.delta.content)
                     if choice.finish_reason is not None:
                         finish = _FINISH.get(choice.finish_reason, "stop")
-        except (openai.APIError, httpx.HTTPError) as exc:
+        except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_openai_error(exc, mid_stream=True) from None
         finally:
             # Closing the HTTP response is what makes the upstream stop generating.
@@ -91,11 +92,11 @@ class OpenAIProvider:
 
 def translate_openai_error(exc: Exception, *, mid_stream: bool = False) -> ProviderError:
     """Map an SDK or transport error to a stable code; the provider's text is dropped."""
-    if mid_stream and isinstance(exc, httpx.HTTPError | openai.APIConnectionError):
+    if mid_stream and isinstance(exc, httpx2.HTTPError | openai.APIConnectionError):
         return ProviderError("upstream_error", "The model's stream broke off.", retryable=True)
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError("timeout", "The model did not answer in time.", retryable=True)
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return ProviderError("upstream_unavailable", "The model is unreachable.", retryable=True)
     if isinstance(exc, openai.RateLimitError):
         return ProviderError(

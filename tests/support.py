@@ -1,0 +1,106 @@
+"""Real servers for tests: nats-server and the whole `tokenbus up` stack."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.runtime.embedded_nats import NatsServerProcess, free_port
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def running_nats(store_dir: Path) -> Iterator[str]:
+    """testcontainers' NATS module when a Docker engine answers, else the local binary."""
+    if docker_engine_answers():
+        from testcontainers.community.nats import NatsContainer
+
+        with NatsContainer(jetstream=True) as container:
+            yield container.nats_uri()
+        return
+    with NatsServerProcess(store_dir) as server:
+        yield server.url
+
+
+@dataclass(frozen=True)
+class Stack:
+    gateway_url: str
+    nats_url: str
+    state_dir: Path
+    process: subprocess.Popen[str]
+
+    def log(self, name: str) -> str:
+        path = self.state_dir / "logs" / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> Iterator[Stack]:
+    """`tokenbus up` as a user runs it, on free ports; stopped with SIGTERM afterwards."""
+    port, nats_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "up",
+            "--port",
+            str(port),
+            "--nats-port",
+            str(nats_port),
+            "--model-port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+            *extra_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if re.match(r"tokenbus is up: ", line):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tokenbus up did not start:\n" + "".join(lines[-40:]))
+        yield Stack(f"http://127.0.0.1:{port}", f"nats://127.0.0.1:{nats_port}", state_dir, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=5)

@@ -1,0 +1,123 @@
+"""The generator's turn logic, with fakes at its two Protocol seams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from contracts import (
+    ChatMessage,
+    ChatRequest,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+    utc_now,
+)
+from services.generator.errors import ProviderError
+from services.generator.ports import StreamEnd, TextChunk, TurnEventOut
+from services.generator.service import generate_turn
+
+
+class ScriptedProvider:
+    def __init__(self, *items: TextChunk | StreamEnd | ProviderError) -> None:
+        self.items = items
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[TextChunk | StreamEnd]:
+        for item in self.items:
+            if isinstance(item, ProviderError):
+                raise item
+            yield item
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, TurnEventOut]] = []
+
+    async def emit(self, request: ChatRequest, event: TurnEventOut) -> None:
+        self.events.append(("emit", event))
+
+    async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:
+        self.events.append(("final", event))
+
+
+def a_request(deadline_s: float | None = 60) -> ChatRequest:
+    return ChatRequest(
+        correlation_id="corr",
+        gateway_id="gw",
+        conversation_id="conv",
+        turn_id="turn",
+        model="public-name",
+        messages=(ChatMessage(role="user", content="hi"),),
+        deadline_at=None if deadline_s is None else utc_now() + timedelta(seconds=deadline_s),
+    )
+
+
+async def test_publishes_deltas_then_exact_usage_then_completion_in_sequence() -> None:
+    sink = RecordingSink()
+    provider = ScriptedProvider(TextChunk("Hel"), TextChunk("lo"), StreamEnd("stop", "up-id", 5, 2))
+    await generate_turn(a_request(), 1, provider, sink)
+
+    kinds = [type(e).__name__ for _, e in sink.events]
+    assert kinds == ["TurnDelta", "TurnDelta", "TurnUsage", "TurnCompleted"]
+    assert [e.seq for _, e in sink.events] == [1, 2, 3, 4]
+    assert [how for how, _ in sink.events][-1] == "final"
+    usage = sink.events[2][1]
+    assert isinstance(usage, TurnUsage)
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (5, 2, False)
+    assert usage.model == "public-name"
+    assert usage.provider_model == "up-id"
+
+
+async def test_a_stream_that_breaks_mid_way_ends_in_failure_not_completion() -> None:
+    sink = RecordingSink()
+    provider = ScriptedProvider(
+        TextChunk("a"), TextChunk("b"), ProviderError("upstream_error", "broke", retryable=True)
+    )
+    await generate_turn(a_request(), 1, provider, sink)
+
+    last = sink.events[-1][1]
+    assert isinstance(last, TurnFailed)
+    assert (last.code, last.message) == ("upstream_error", "broke")
+    assert not any(isinstance(e, TurnCompleted) for _, e in sink.events)
+    # What was generated before the break is still metered, marked as counted.
+    usage = next(e for _, e in sink.events if isinstance(e, TurnUsage))
+    assert (usage.output_tokens, usage.estimated) == (2, True)
+    assert [e.seq for _, e in sink.events] == [1, 2, 3, 4]
+
+
+async def test_a_failure_before_any_token_meters_nothing() -> None:
+    sink = RecordingSink()
+    await generate_turn(
+        a_request(), 1, ScriptedProvider(ProviderError("rate_limited", "slow")), sink
+    )
+    assert [type(e).__name__ for _, e in sink.events] == ["TurnFailed"]
+
+
+async def test_an_expired_request_is_answered_with_timeout_without_calling_the_model() -> None:
+    sink = RecordingSink()
+    provider = ScriptedProvider(TextChunk("never"))
+    await generate_turn(a_request(deadline_s=-1), 1, provider, sink)
+    assert len(sink.events) == 1
+    failed = sink.events[0][1]
+    assert isinstance(failed, TurnFailed)
+    assert failed.code == "timeout"
+
+
+async def test_events_carry_the_attempt_number() -> None:
+    sink = RecordingSink()
+    await generate_turn(a_request(), 3, ScriptedProvider(StreamEnd("stop", "m", 1, 0)), sink)
+    assert {e.attempt for _, e in sink.events} == {3}
+
+
+async def test_a_delta_per_chunk_keeps_the_text_exact() -> None:
+    sink = RecordingSink()
+    chunks = [TextChunk(t) for t in ("a", " ", "b", "ü", "\n")]
+    await generate_turn(
+        a_request(), 1, ScriptedProvider(*chunks, StreamEnd("stop", "m", 1, 5)), sink
+    )
+    text = "".join(e.text for _, e in sink.events if isinstance(e, TurnDelta))
+    assert text == "a bü\n"
