@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "CANCEL_SUBJECTS",
     "CHAT_REQUEST_SUBJECT",
     "DEADLETTER_STREAM",
     "DEADLETTER_SUBJECTS",
@@ -19,10 +20,12 @@ __all__ = [
     "TURNS_STREAM",
     "TURN_SUBJECTS",
     "EventKind",
+    "cancel_subject",
     "deadletter_subject",
     "gateway_turns_filter",
     "turn_event_subject",
     "turn_filter",
+    "turn_id_from_cancel_subject",
     "turn_id_from_subject",
     "turn_kind_filter",
 ]
@@ -34,6 +37,9 @@ CHAT_REQUEST_SUBJECT: Final = f"{PREFIX}.chat.request"
 
 TURNS_STREAM: Final = "TOKENBUS_TURNS"
 TURN_SUBJECTS: Final = f"{PREFIX}.turn.>"
+
+# Core NATS (not stored): every generator replica hears every cancel.
+CANCEL_SUBJECTS: Final = f"{PREFIX}.control.cancel.>"
 
 DEADLETTER_STREAM: Final = "TOKENBUS_DEADLETTER"
 DEADLETTER_SUBJECTS: Final = f"{PREFIX}.deadletter.>"
@@ -66,6 +72,14 @@ def turn_filter(conversation_id: str, turn_id: str) -> str:
 
 def turn_id_from_subject(subject: str) -> str:
     return subject.split(".", _TURN_ID_TOKEN + 1)[_TURN_ID_TOKEN]
+
+
+def cancel_subject(conversation_id: str, turn_id: str) -> str:
+    return f"{PREFIX}.control.cancel.{conversation_id}.{turn_id}"
+
+
+def turn_id_from_cancel_subject(subject: str) -> str:
+    return subject.rsplit(".", 1)[-1]
 
 
 def turn_kind_filter(kind: EventKind) -> str:

@@ -44,6 +44,7 @@ def running_nats(store_dir: Path) -> Iterator[str]:
 class Stack:
     gateway_url: str
     nats_url: str
+    upstream_url: str
     state_dir: Path
     process: subprocess.Popen[str]
 
@@ -79,11 +80,14 @@ def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> 
     )
     ready = threading.Event()
     lines: list[str] = []
+    upstream: list[str] = []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
+            if found := re.match(r"tokenbus model upstream: (\S+)", line):
+                upstream.append(found.group(1))
             if re.match(r"tokenbus is up: ", line):
                 ready.set()
 
@@ -94,7 +98,13 @@ def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> 
         while not ready.wait(0.2):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("tokenbus up did not start:\n" + "".join(lines[-40:]))
-        yield Stack(f"http://127.0.0.1:{port}", f"nats://127.0.0.1:{nats_port}", state_dir, process)
+        yield Stack(
+            gateway_url=f"http://127.0.0.1:{port}",
+            nats_url=f"nats://127.0.0.1:{nats_port}",
+            upstream_url=upstream[0],
+            state_dir=state_dir,
+            process=process,
+        )
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

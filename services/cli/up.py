@@ -59,8 +59,17 @@ async def _has_consumer(nats_url: str, durable: str) -> bool:
         await nc.close()
 
 
-def stack(options: UpOptions) -> tuple[NatsServerProcess, list[ChildSpec], str]:
-    """The processes to run, in start order, and the gateway's URL."""
+@dataclass(frozen=True)
+class Stack:
+    """The processes to run, in start order, and where their parts answer."""
+
+    nats: NatsServerProcess
+    specs: list[ChildSpec]
+    gateway_url: str
+    upstream_url: str
+
+
+def stack(options: UpOptions) -> Stack:
     nats_server = NatsServerProcess(
         options.state_dir / "nats", port=_port(options.nats_port), host=options.host
     )
@@ -126,7 +135,7 @@ def stack(options: UpOptions) -> tuple[NatsServerProcess, list[ChildSpec], str]:
             stop_timeout_s=35.0,
         )
     )
-    return nats_server, specs, gateway_url
+    return Stack(nats_server, specs, gateway_url, upstream_url)
 
 
 async def _tcp_ok(host: str, port: int) -> bool:
@@ -140,7 +149,7 @@ async def _tcp_ok(host: str, port: int) -> bool:
 
 async def run_up(options: UpOptions) -> int:
     options.state_dir.mkdir(parents=True, exist_ok=True)
-    nats_server, specs, gateway_url = stack(options)
+    planned = stack(options)
     supervisor = Supervisor(options.state_dir / "logs")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -148,13 +157,14 @@ async def run_up(options: UpOptions) -> int:
         loop.add_signal_handler(sig, stop.set)
     code = 0
     try:
-        for spec in specs:
+        for spec in planned.specs:
             await supervisor.start(spec)
             if stop.is_set():
                 return 0
         (options.state_dir / "pids.json").write_text(json.dumps(supervisor.pids))
-        print(f"tokenbus bus: {nats_server.url}", flush=True)
-        print(f"tokenbus is up: {gateway_url}  (Ctrl-C to stop)", flush=True)
+        print(f"tokenbus bus: {planned.nats.url}", flush=True)
+        print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)
+        print(f"tokenbus is up: {planned.gateway_url}  (Ctrl-C to stop)", flush=True)
         exited = asyncio.create_task(supervisor.wait_any_exit())
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)

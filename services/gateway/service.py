@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ from contracts import (
     TurnUsage,
     parse_turn_event,
 )
-from contracts.subjects import CHAT_REQUEST_SUBJECT
+from contracts.subjects import CHAT_REQUEST_SUBJECT, cancel_subject
 from services.gateway.errors import ApiError
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
@@ -41,20 +41,43 @@ TurnItem = TurnDelta | TurnUsage | TurnCompleted | TurnFailed | Heartbeat
 class TurnEvents:
     """The events of one turn in order, ending with TurnCompleted or TurnFailed."""
 
-    def __init__(self, relay: TurnRelay, request: ChatRequest, heartbeat_s: float) -> None:
+    def __init__(
+        self, bus: Bus, relay: TurnRelay, request: ChatRequest, heartbeat_s: float
+    ) -> None:
+        self._bus = bus
         self._relay = relay
         self._queue = relay.open(request.turn_id)
         self._request = request
         self._heartbeat_s = heartbeat_s
         self._last_seq = 0
+        self._ended = False
 
     @property
     def request(self) -> ChatRequest:
         return self._request
 
     def close(self) -> None:
-        """Stop listening for this turn (the client is gone or the turn ended)."""
+        """Stop listening; if the turn is still running, the client left: cancel it.
+
+        Synchronous on purpose: it runs in `finally` blocks of responses whose
+        task is being cancelled, where an await would be cancelled too.
+        """
         self._relay.close(self._request.turn_id)
+        if not self._ended:
+            self._ended = True
+            _spawn(self._send_cancel())
+
+    def forget(self) -> None:
+        """Stop listening without cancelling (the request never reached the bus)."""
+        self._ended = True
+        self._relay.close(self._request.turn_id)
+
+    async def _send_cancel(self) -> None:
+        subject = cancel_subject(self._request.conversation_id, self._request.turn_id)
+        try:
+            await self._bus.nc.publish(subject, b"")
+        except Exception as exc:
+            log.warning("cancel not sent", extra={"error_type": type(exc).__name__})
 
     async def __aiter__(self) -> AsyncIterator[TurnItem]:
         loop = asyncio.get_running_loop()
@@ -62,6 +85,7 @@ class TurnEvents:
         while True:
             wait = min(self._heartbeat_s, give_up_at - loop.time())
             if wait <= 0:
+                self._ended = True
                 yield self._timed_out()
                 return
             try:
@@ -78,9 +102,11 @@ class TurnEvents:
             if event.seq <= self._last_seq:
                 continue  # a redelivered duplicate
             self._last_seq = event.seq
-            yield event
             if isinstance(event, TurnCompleted | TurnFailed):
+                self._ended = True
+                yield event
                 return
+            yield event
 
     def _patience(self) -> float:
         # The generator gives up at the deadline and says so; the grace covers
@@ -109,7 +135,7 @@ async def start_turn(
 
     The inbox is opened before the publish, so even the first event is caught.
     """
-    events = TurnEvents(relay, request, heartbeat_s)
+    events = TurnEvents(bus, relay, request, heartbeat_s)
     try:
         await bus.js.publish(
             CHAT_REQUEST_SUBJECT,
@@ -118,7 +144,7 @@ async def start_turn(
             headers={"Nats-Msg-Id": request.turn_id},
         )
     except Exception as exc:
-        events.close()
+        events.forget()
         log.warning("publish failed", extra={"error_type": type(exc).__name__})
         raise ApiError(
             503,
@@ -127,3 +153,13 @@ async def start_turn(
             headers={"Retry-After": "1"},
         ) from None
     return events
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Coroutine[None, None, None]) -> None:
+    # Keep a reference until done: the loop holds tasks only weakly.
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -9,11 +9,12 @@ import httpx2
 from openai import AsyncOpenAI
 
 from contracts import ChatRequest
-from contracts.subjects import CHAT_REQUEST_SUBJECT, REQUESTS_STREAM
+from contracts.subjects import CANCEL_SUBJECTS, CHAT_REQUEST_SUBJECT, REQUESTS_STREAM
 from services.generator.adapters.nats_sink import NatsEventSink
 from services.generator.adapters.openai_provider import OpenAIProvider
+from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
-from services.generator.handlers import chat_request_handler
+from services.generator.handlers import cancel_handler, chat_request_handler
 from services.runtime.bus import connect
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
@@ -43,6 +44,8 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
         # token already reached the client; the SDK's would not.
         max_retries=0,
     )
+    cancels = CancelRegistry()
+    cancel_sub = await bus.nc.subscribe(CANCEL_SUBJECTS, cb=cancel_handler(cancels))
     worker = JetStreamWorker(
         bus.js,
         WorkerConfig(
@@ -54,13 +57,14 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
             max_deliver=settings.max_deliver,
         ),
         ChatRequest,
-        chat_request_handler(OpenAIProvider(client), NatsEventSink(bus)),
+        chat_request_handler(OpenAIProvider(client), NatsEventSink(bus), cancels),
     )
     running = asyncio.create_task(worker.run())
     log.info("generator ready", extra={"upstream": settings.upstream_base_url})
     try:
         await until_stopped(stop, running)
     finally:
+        await cancel_sub.unsubscribe()
         worker.stop()
         await running
         await client.close()

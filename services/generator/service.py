@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from contracts import (
@@ -28,9 +29,15 @@ async def generate_turn(
     attempt: int,
     provider: ModelProvider,
     sink: EventSink,
+    was_cancelled: Callable[[], bool] = lambda: False,
     now: datetime | None = None,
 ) -> None:
-    """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed."""
+    """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed.
+
+    If the task is cancelled and `was_cancelled()` says the client asked for it,
+    the turn ends as completed with finish reason "cancelled", keeping (and
+    metering) what was generated; any other cancellation propagates.
+    """
     seq = itertools.count(1)
 
     def envelope() -> dict[str, object]:
@@ -52,9 +59,16 @@ async def generate_turn(
         )
         return
 
+    if was_cancelled():
+        await sink.emit_final(
+            request, TurnCompleted(**envelope(), model=request.model, finish_reason="cancelled")
+        )
+        return
+
     chunks = 0
     end: StreamEnd | None = None
     failure: ProviderError | None = None
+    cancelled = False
     try:
         async with asyncio.timeout(remaining):
             async for item in provider.stream(request):
@@ -68,6 +82,14 @@ async def generate_turn(
         failure = exc
     except TimeoutError:
         failure = ProviderError("timeout", "The model did not finish before the deadline.")
+    except asyncio.CancelledError:
+        if not was_cancelled():
+            raise
+        # The client's cancel, not a shutdown: swallow it and finish the turn cleanly.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        cancelled = True
 
     usage = _usage(request, end, chunks)
     if usage is not None:
@@ -83,9 +105,9 @@ async def generate_turn(
             ),
         )
         return
-    assert end is not None
+    finish = "cancelled" if cancelled or end is None else end.finish_reason
     await sink.emit_final(
-        request, TurnCompleted(**envelope(), model=request.model, finish_reason=end.finish_reason)
+        request, TurnCompleted(**envelope(), model=request.model, finish_reason=finish)
     )
 
 

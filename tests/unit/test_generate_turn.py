@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+
+import pytest
 
 from contracts import (
     ChatMessage,
@@ -14,6 +17,7 @@ from contracts import (
     TurnUsage,
     utc_now,
 )
+from services.generator.cancellation import CancelRegistry
 from services.generator.errors import ProviderError
 from services.generator.ports import StreamEnd, TextChunk, TurnEventOut
 from services.generator.service import generate_turn
@@ -121,3 +125,79 @@ async def test_a_delta_per_chunk_keeps_the_text_exact() -> None:
     )
     text = "".join(e.text for _, e in sink.events if isinstance(e, TurnDelta))
     assert text == "a bü\n"
+
+
+class EndlessProvider:
+    """Yields a chunk, then waits forever, like a slow model; records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.first_chunk_sent = asyncio.Event()
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[TextChunk | StreamEnd]:
+        try:
+            yield TextChunk("partial")
+            self.first_chunk_sent.set()
+            await asyncio.Event().wait()
+        finally:
+            self.closed = True
+
+
+async def test_a_client_cancel_closes_the_provider_and_ends_the_turn_as_cancelled() -> None:
+    sink = RecordingSink()
+    provider = EndlessProvider()
+    cancels = CancelRegistry()
+
+    async def run() -> None:
+        with cancels.running("turn"):
+            await generate_turn(
+                a_request(), 1, provider, sink, was_cancelled=lambda: cancels.is_cancelled("turn")
+            )
+
+    task = asyncio.create_task(run())
+    await provider.first_chunk_sent.wait()
+    cancels.cancel("turn")
+    await task
+
+    assert provider.closed
+    kinds = [type(e).__name__ for _, e in sink.events]
+    assert kinds == ["TurnDelta", "TurnUsage", "TurnCompleted"]
+    completed = sink.events[-1][1]
+    assert isinstance(completed, TurnCompleted)
+    assert completed.finish_reason == "cancelled"
+
+
+async def test_a_shutdown_cancel_is_not_mistaken_for_a_client_cancel() -> None:
+    sink = RecordingSink()
+    provider = EndlessProvider()
+    task = asyncio.create_task(generate_turn(a_request(), 1, provider, sink))
+    await provider.first_chunk_sent.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert provider.closed
+    # No final event: the request is not acked and will be redelivered.
+    assert not any(how == "final" for how, _ in sink.events)
+
+
+async def test_a_turn_cancelled_while_still_queued_never_calls_the_model() -> None:
+    sink = RecordingSink()
+    cancels = CancelRegistry()
+    cancels.cancel("turn")
+    provider = ScriptedProvider(TextChunk("never"))
+    await generate_turn(
+        a_request(), 1, provider, sink, was_cancelled=lambda: cancels.is_cancelled("turn")
+    )
+    assert [type(e).__name__ for _, e in sink.events] == ["TurnCompleted"]
+
+
+def test_the_cancel_registry_forgets_old_turns() -> None:
+    cancels = CancelRegistry(remember_s=600, max_remembered=2)
+    for turn in ("a", "b", "c"):
+        cancels.cancel(turn)
+    assert not cancels.is_cancelled("a")
+    assert cancels.is_cancelled("b")
+    assert cancels.is_cancelled("c")

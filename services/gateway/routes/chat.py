@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from contracts import new_id
 from services.gateway.completions import collect_completion, stream_completion, to_chat_request
+from services.gateway.disconnect import ClientGone, unless_client_leaves
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.service import start_turn
 from services.gateway.sse import SSE_HEADERS
@@ -18,6 +19,7 @@ router = APIRouter()
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest,
+    http_request: Request,
     state: State,
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
 ) -> Response:
@@ -29,4 +31,8 @@ async def chat_completions(
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    return JSONResponse(await collect_completion(events))
+    try:
+        return JSONResponse(await unless_client_leaves(http_request, collect_completion(events)))
+    except ClientGone:
+        # Nobody reads this; collect_completion's cleanup has cancelled the turn.
+        return Response(status_code=499)
