@@ -11,21 +11,27 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
-    "CANCEL_SUBJECTS",
+    "CANCEL_GRACE_HEADER",
     "CHAT_REQUEST_SUBJECT",
+    "CONTROL_SUBJECTS",
+    "CONVERSATIONS_BUCKET",
     "DEADLETTER_STREAM",
     "DEADLETTER_SUBJECTS",
     "EVENT_KINDS",
+    "IDEMPOTENCY_BUCKET",
+    "JOBS_BUCKET",
     "REQUESTS_STREAM",
     "TURNS_STREAM",
     "TURN_SUBJECTS",
     "EventKind",
+    "attach_subject",
     "cancel_subject",
+    "conversation_filter",
     "deadletter_subject",
     "gateway_turns_filter",
+    "parse_control_subject",
     "turn_event_subject",
     "turn_filter",
-    "turn_id_from_cancel_subject",
     "turn_id_from_subject",
     "turn_kind_filter",
 ]
@@ -38,8 +44,14 @@ CHAT_REQUEST_SUBJECT: Final = f"{PREFIX}.chat.request"
 TURNS_STREAM: Final = "TOKENBUS_TURNS"
 TURN_SUBJECTS: Final = f"{PREFIX}.turn.>"
 
-# Core NATS (not stored): every generator replica hears every cancel.
-CANCEL_SUBJECTS: Final = f"{PREFIX}.control.cancel.>"
+# JetStream key-value buckets (small state; the streams above hold the history).
+CONVERSATIONS_BUCKET: Final = "TOKENBUS_CONVERSATIONS"
+IDEMPOTENCY_BUCKET: Final = "TOKENBUS_IDEMPOTENCY"
+JOBS_BUCKET: Final = "TOKENBUS_JOBS"
+
+# Core NATS (not stored): every generator replica hears every control message.
+CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"
+CANCEL_GRACE_HEADER: Final = "Tokenbus-Cancel-Grace"
 
 DEADLETTER_STREAM: Final = "TOKENBUS_DEADLETTER"
 DEADLETTER_SUBJECTS: Final = f"{PREFIX}.deadletter.>"
@@ -65,6 +77,11 @@ def gateway_turns_filter(gateway_id: str) -> str:
     return f"{PREFIX}.turn.{gateway_id}.>"
 
 
+def conversation_filter(conversation_id: str) -> str:
+    """Every event of every turn of one conversation (to purge it)."""
+    return f"{PREFIX}.turn.*.{conversation_id}.>"
+
+
 def turn_filter(conversation_id: str, turn_id: str) -> str:
     """Every event of one turn, whichever replica relayed it (for replay)."""
     return f"{PREFIX}.turn.*.{conversation_id}.{turn_id}.*"
@@ -78,8 +95,15 @@ def cancel_subject(conversation_id: str, turn_id: str) -> str:
     return f"{PREFIX}.control.cancel.{conversation_id}.{turn_id}"
 
 
-def turn_id_from_cancel_subject(subject: str) -> str:
-    return subject.rsplit(".", 1)[-1]
+def attach_subject(conversation_id: str, turn_id: str) -> str:
+    """A reader (re)attached to a turn: a pending graced cancel is called off."""
+    return f"{PREFIX}.control.attach.{conversation_id}.{turn_id}"
+
+
+def parse_control_subject(subject: str) -> tuple[str, str]:
+    """(action, turn_id) of tokenbus.v1.control.<action>.<conversation>.<turn>."""
+    parts = subject.split(".")
+    return parts[3], parts[-1]
 
 
 def turn_kind_filter(kind: EventKind) -> str:

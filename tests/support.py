@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from services.runtime.embedded_nats import NatsServerProcess, free_port
 
 
@@ -114,3 +116,42 @@ def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> 
                 process.kill()
                 process.wait()
         reader.join(timeout=5)
+
+
+@contextlib.contextmanager
+def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
+    """Another gateway replica on the stack's bus; yields its URL, stops it afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TOKENBUS_NATS_URL": stack.nats_url,
+        "TOKENBUS_GATEWAY_PORT": str(port),
+        "TOKENBUS_GATEWAY_MODELS": '["smollm2-135m"]',
+        **{f"TOKENBUS_GATEWAY_{k.upper()}": v for k, v in settings.items()},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.gateway.main"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the extra gateway did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

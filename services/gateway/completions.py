@@ -20,7 +20,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
-from services.gateway.service import Heartbeat, TurnEvents
+from services.gateway.service import Heartbeat, Reset, TurnEvents
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
 
@@ -74,14 +74,21 @@ async def stream_completion(events: TurnEvents, include_usage: bool) -> AsyncIte
     request = events.request
     writer = ChunkWriter(completion_id(request), request.model, include_usage)
     usage: TurnUsage | None = None
+    sent_text = False
     try:
         # Headers and a first chunk go out at once, before the model's first token.
         yield writer.role()
         async for item in events:
             if isinstance(item, TurnDelta):
+                sent_text = True
                 yield writer.delta(item.text)
             elif isinstance(item, Heartbeat):
                 yield HEARTBEAT
+            elif isinstance(item, Reset):
+                if sent_text:
+                    # OpenAI's format cannot take text back: end cleanly, not garbled.
+                    yield writer.error(_interrupted(events))
+                    return
             elif isinstance(item, TurnUsage):
                 usage = item
             elif isinstance(item, TurnCompleted):
@@ -98,7 +105,9 @@ async def collect_completion(events: TurnEvents) -> dict[str, Any]:
     usage: TurnUsage | None = None
     try:
         async for item in events:
-            if isinstance(item, TurnDelta):
+            if isinstance(item, Reset):
+                parts.clear()
+            elif isinstance(item, TurnDelta):
                 parts.append(item.text)
             elif isinstance(item, TurnUsage):
                 usage = item
@@ -111,3 +120,16 @@ async def collect_completion(events: TurnEvents) -> dict[str, Any]:
     finally:
         events.close()
     raise ApiError(502, "The turn ended without a result.", "upstream_error")
+
+
+def _interrupted(events: TurnEvents) -> TurnFailed:
+    request = events.request
+    return TurnFailed(
+        correlation_id=request.correlation_id,
+        conversation_id=request.conversation_id,
+        turn_id=request.turn_id,
+        seq=1,
+        code="upstream_error",
+        message="The answer was interrupted; please retry.",
+        retryable=True,
+    )

@@ -28,4 +28,11 @@ class GatewaySettings(BaseSettings):
     max_output_tokens: int = Field(default=4096, ge=1)
     request_deadline_s: float = Field(default=120.0, gt=0)
     heartbeat_s: float = Field(default=15.0, gt=0, description="SSE comment when idle this long")
+    resume_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A conversation turn whose reader left is cancelled unless one returns in time",
+    )
+    context_window_tokens: int = Field(default=8192, ge=256)
+    max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"

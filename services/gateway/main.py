@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,17 +10,29 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from contracts import TurnCompleted, TurnFailed, parse_turn_event
+from contracts.subjects import CONVERSATIONS_BUCKET, TURNS_STREAM, turn_kind_filter
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
+from services.gateway.conversations.recorder import turn_recorder
+from services.gateway.conversations.store import KvConversationStore
 from services.gateway.errors import install_error_handlers
 from services.gateway.relay import TurnRelay
-from services.gateway.routes import chat, health, models
+from services.gateway.routes import chat, conversations, health, models
 from services.gateway.state import GatewayState
 from services.runtime.bus import connect
 from services.runtime.logs import configure_logging
 from services.runtime.topology import ensure_streams
+from services.runtime.worker import JetStreamWorker, Poison, WorkerConfig
 
 log = logging.getLogger("tokenbus.gateway")
+
+
+def parse_final_event(data: bytes) -> TurnCompleted | TurnFailed:
+    event = parse_turn_event(data)
+    if not isinstance(event, TurnCompleted | TurnFailed):
+        raise Poison(f"expected a final turn event, got {event.type}")
+    return event
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -29,18 +42,34 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await ensure_streams(bus.js)
         relay = TurnRelay(bus, settings.gateway_id)
         await relay.start()
-        app.state.gateway = GatewayState(settings=settings, bus=bus, relay=relay)
+        store = KvConversationStore(await bus.js.key_value(CONVERSATIONS_BUCKET))
+        recorder = JetStreamWorker(
+            bus.js,
+            WorkerConfig(
+                stream=TURNS_STREAM,
+                subjects=(turn_kind_filter("completed"), turn_kind_filter("failed")),
+                durable="conversations",
+            ),
+            parse_final_event,
+            turn_recorder(bus, store),
+        )
+        recording = asyncio.create_task(recorder.run())
+        app.state.gateway = GatewayState(
+            settings=settings, bus=bus, relay=relay, conversations=store
+        )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:
             yield
         finally:
+            recorder.stop()
+            await recording
             await relay.stop()
             await bus.close()
 
     app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (chat, models, health):
+    for module in (chat, conversations, models, health):
         app.include_router(module.router)
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -17,12 +17,22 @@ from contracts import (
     TurnUsage,
     parse_turn_event,
 )
-from contracts.subjects import CHAT_REQUEST_SUBJECT, cancel_subject
+from contracts.subjects import CHAT_REQUEST_SUBJECT
+from services.gateway.control import request_cancel
 from services.gateway.errors import ApiError
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 
-__all__ = ["Heartbeat", "TurnEvents", "TurnItem", "start_turn"]
+__all__ = [
+    "EventPosition",
+    "Heartbeat",
+    "Reset",
+    "TurnCursor",
+    "TurnEvent",
+    "TurnEvents",
+    "TurnItem",
+    "start_turn",
+]
 
 log = logging.getLogger("tokenbus.gateway")
 
@@ -35,21 +45,52 @@ class Heartbeat:
     """Nothing happened for a heartbeat interval; the SSE layer sends a comment."""
 
 
-TurnItem = TurnDelta | TurnUsage | TurnCompleted | TurnFailed | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The turn started over on another generator (the first one died): drop what came so far."""
+
+    attempt: int
+
+
+TurnEvent = TurnDelta | TurnUsage | TurnCompleted | TurnFailed
+TurnItem = TurnEvent | Heartbeat | Reset
+EventPosition = tuple[int, int]
+"""(attempt, seq): every event of a later attempt comes after all of an earlier one."""
+
+
+class TurnCursor:
+    """Where a reader is in a turn: drops duplicates, announces restarts."""
+
+    def __init__(self, after: EventPosition = (0, 0)) -> None:
+        self.position = after
+
+    def admit(self, event: TurnEvent) -> list[TurnItem]:
+        here = (event.attempt, event.seq)
+        if here <= self.position:
+            return []
+        restarted = self.position != (0, 0) and event.attempt > self.position[0]
+        self.position = here
+        return [Reset(event.attempt), event] if restarted else [event]
 
 
 class TurnEvents:
     """The events of one turn in order, ending with TurnCompleted or TurnFailed."""
 
     def __init__(
-        self, bus: Bus, relay: TurnRelay, request: ChatRequest, heartbeat_s: float
+        self,
+        bus: Bus,
+        relay: TurnRelay,
+        request: ChatRequest,
+        heartbeat_s: float,
+        cancel_grace_s: float = 0.0,
     ) -> None:
         self._bus = bus
+        self._cancel_grace_s = cancel_grace_s
         self._relay = relay
         self._queue = relay.open(request.turn_id)
         self._request = request
         self._heartbeat_s = heartbeat_s
-        self._last_seq = 0
+        self._cursor = TurnCursor()
         self._ended = False
 
     @property
@@ -57,27 +98,21 @@ class TurnEvents:
         return self._request
 
     def close(self) -> None:
-        """Stop listening; if the turn is still running, the client left: cancel it.
-
-        Synchronous on purpose: it runs in `finally` blocks of responses whose
-        task is being cancelled, where an await would be cancelled too.
-        """
+        """Stop listening; if the turn is still running, the client left: cancel it."""
         self._relay.close(self._request.turn_id)
         if not self._ended:
             self._ended = True
-            _spawn(self._send_cancel())
+            request_cancel(
+                self._bus,
+                self._request.conversation_id,
+                self._request.turn_id,
+                self._cancel_grace_s,
+            )
 
     def forget(self) -> None:
         """Stop listening without cancelling (the request never reached the bus)."""
         self._ended = True
         self._relay.close(self._request.turn_id)
-
-    async def _send_cancel(self) -> None:
-        subject = cancel_subject(self._request.conversation_id, self._request.turn_id)
-        try:
-            await self._bus.nc.publish(subject, b"")
-        except Exception as exc:
-            log.warning("cancel not sent", extra={"error_type": type(exc).__name__})
 
     async def __aiter__(self) -> AsyncIterator[TurnItem]:
         loop = asyncio.get_running_loop()
@@ -99,14 +134,12 @@ class TurnEvents:
             except ValidationError:
                 log.warning("dropped an event that breaks the contract")
                 continue
-            if event.seq <= self._last_seq:
-                continue  # a redelivered duplicate
-            self._last_seq = event.seq
-            if isinstance(event, TurnCompleted | TurnFailed):
-                self._ended = True
-                yield event
-                return
-            yield event
+            for item in self._cursor.admit(event):
+                if isinstance(item, TurnCompleted | TurnFailed):
+                    self._ended = True
+                    yield item
+                    return
+                yield item
 
     def _patience(self) -> float:
         # The generator gives up at the deadline and says so; the grace covers
@@ -121,7 +154,8 @@ class TurnEvents:
             correlation_id=self._request.correlation_id,
             conversation_id=self._request.conversation_id,
             turn_id=self._request.turn_id,
-            seq=self._last_seq + 1,
+            attempt=max(self._cursor.position[0], 1),
+            seq=self._cursor.position[1] + 1,
             code="timeout",
             message="No answer arrived before the deadline.",
             retryable=True,
@@ -129,13 +163,17 @@ class TurnEvents:
 
 
 async def start_turn(
-    bus: Bus, relay: TurnRelay, request: ChatRequest, heartbeat_s: float
+    bus: Bus,
+    relay: TurnRelay,
+    request: ChatRequest,
+    heartbeat_s: float,
+    cancel_grace_s: float = 0.0,
 ) -> TurnEvents:
     """Publish the request and return its live events; close() them when done.
 
     The inbox is opened before the publish, so even the first event is caught.
     """
-    events = TurnEvents(bus, relay, request, heartbeat_s)
+    events = TurnEvents(bus, relay, request, heartbeat_s, cancel_grace_s)
     try:
         await bus.js.publish(
             CHAT_REQUEST_SUBJECT,
@@ -153,13 +191,3 @@ async def start_turn(
             headers={"Retry-After": "1"},
         ) from None
     return events
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _spawn(work: Coroutine[None, None, None]) -> None:
-    # Keep a reference until done: the loop holds tasks only weakly.
-    task = asyncio.get_running_loop().create_task(work)
-    _background.add(task)
-    task.add_done_callback(_background.discard)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.config import GatewaySettings
+from services.gateway.conversations.store import ConversationStore
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 
@@ -19,6 +20,7 @@ class GatewayState:
     settings: GatewaySettings
     bus: Bus
     relay: TurnRelay
+    conversations: ConversationStore
 
 
 def _state(request: Request) -> GatewayState:

@@ -23,10 +23,23 @@ class CancelRegistry:
     def __init__(self, remember_s: float = 600.0, max_remembered: int = 100_000) -> None:
         self._running: dict[str, asyncio.Task[object]] = {}
         self._cancelled: OrderedDict[str, float] = OrderedDict()
+        self._pending: dict[str, asyncio.TimerHandle] = {}
         self._remember_s = remember_s
         self._max_remembered = max_remembered
 
+    def cancel_after(self, turn_id: str, grace_s: float) -> None:
+        """Cancel unless a reader re-attaches within `grace_s` (a reload, a network blip)."""
+        self.attached(turn_id)
+        loop = asyncio.get_running_loop()
+        self._pending[turn_id] = loop.call_later(grace_s, self.cancel, turn_id)
+
+    def attached(self, turn_id: str) -> None:
+        timer = self._pending.pop(turn_id, None)
+        if timer is not None:
+            timer.cancel()
+
     def cancel(self, turn_id: str) -> None:
+        self.attached(turn_id)
         self._cancelled[turn_id] = time.monotonic() + self._remember_s
         self._cancelled.move_to_end(turn_id)
         self._forget_old()

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 from nats.aio.msg import Msg
 
 from contracts import ChatRequest
-from contracts.subjects import turn_id_from_cancel_subject
+from contracts.subjects import CANCEL_GRACE_HEADER, parse_control_subject
 from services.generator.cancellation import CancelRegistry
 from services.generator.ports import EventSink, ModelProvider
 from services.generator.service import generate_turn
 from services.runtime.worker import Delivery, Handler
 
-__all__ = ["cancel_handler", "chat_request_handler"]
+__all__ = ["chat_request_handler", "control_handler"]
 
 
 def chat_request_handler(
@@ -32,8 +32,23 @@ def chat_request_handler(
     return handle
 
 
-def cancel_handler(cancels: CancelRegistry) -> Callable[[Msg], Awaitable[None]]:
+def control_handler(cancels: CancelRegistry) -> Callable[[Msg], Awaitable[None]]:
     async def handle(msg: Msg) -> None:
-        cancels.cancel(turn_id_from_cancel_subject(msg.subject))
+        action, turn_id = parse_control_subject(msg.subject)
+        if action == "attach":
+            cancels.attached(turn_id)
+        elif action == "cancel":
+            grace = _grace(msg)
+            if grace > 0:
+                cancels.cancel_after(turn_id, grace)
+            else:
+                cancels.cancel(turn_id)
 
     return handle
+
+
+def _grace(msg: Msg) -> float:
+    try:
+        return min(max(float((msg.headers or {}).get(CANCEL_GRACE_HEADER, 0)), 0.0), 300.0)
+    except ValueError:
+        return 0.0

@@ -9,12 +9,12 @@ import httpx2
 from openai import AsyncOpenAI
 
 from contracts import ChatRequest
-from contracts.subjects import CANCEL_SUBJECTS, CHAT_REQUEST_SUBJECT, REQUESTS_STREAM
+from contracts.subjects import CHAT_REQUEST_SUBJECT, CONTROL_SUBJECTS, REQUESTS_STREAM
 from services.generator.adapters.nats_sink import NatsEventSink
 from services.generator.adapters.openai_provider import OpenAIProvider
 from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
-from services.generator.handlers import cancel_handler, chat_request_handler
+from services.generator.handlers import chat_request_handler, control_handler
 from services.runtime.bus import connect
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
@@ -45,18 +45,18 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
         max_retries=0,
     )
     cancels = CancelRegistry()
-    cancel_sub = await bus.nc.subscribe(CANCEL_SUBJECTS, cb=cancel_handler(cancels))
+    control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(
         bus.js,
         WorkerConfig(
             stream=REQUESTS_STREAM,
-            subject=CHAT_REQUEST_SUBJECT,
+            subjects=(CHAT_REQUEST_SUBJECT,),
             durable=DURABLE,
             max_in_flight=settings.max_in_flight,
             ack_wait_s=settings.ack_wait_s,
             max_deliver=settings.max_deliver,
         ),
-        ChatRequest,
+        ChatRequest.model_validate_json,
         chat_request_handler(OpenAIProvider(client), NatsEventSink(bus), cancels),
     )
     running = asyncio.create_task(worker.run())
@@ -64,7 +64,7 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
     try:
         await until_stopped(stop, running)
     finally:
-        await cancel_sub.unsubscribe()
+        await control_sub.unsubscribe()
         worker.stop()
         await running
         await client.close()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TypeVar
-
-from pydantic import BaseModel
 
 from services.runtime.bus import connect
 from services.runtime.lifecycle import until_stopped
@@ -17,20 +16,20 @@ __all__ = ["serve_consumer"]
 
 log = logging.getLogger("tokenbus.service")
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 
 
 async def serve_consumer(
     *,
     nats_url: str,
     config: WorkerConfig,
-    contract: type[T],
+    decode: Callable[[bytes], T],
     handler: Handler[T],
     stop: asyncio.Event,
 ) -> None:
     bus = await connect(nats_url, name=f"tokenbus-{config.durable}")
     await ensure_streams(bus.js)
-    worker = JetStreamWorker(bus.js, config, contract, handler)
+    worker = JetStreamWorker(bus.js, config, decode, handler)
     running = asyncio.create_task(worker.run())
     log.info("consumer ready", extra={"durable": config.durable, "stream": config.stream})
     try:

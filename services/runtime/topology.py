@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
 
 from contracts.subjects import (
     CHAT_REQUEST_SUBJECT,
+    CONVERSATIONS_BUCKET,
     DEADLETTER_STREAM,
     DEADLETTER_SUBJECTS,
+    IDEMPOTENCY_BUCKET,
+    JOBS_BUCKET,
     REQUESTS_STREAM,
     TURN_SUBJECTS,
     TURNS_STREAM,
 )
 
-__all__ = ["ensure_streams", "stream_configs"]
+__all__ = ["bucket_configs", "ensure_streams", "stream_configs"]
 
 HOUR = 3600.0
 
@@ -56,12 +59,49 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
     ]
 
 
+def bucket_configs(
+    idempotency_window_s: float = 24 * HOUR, replicas: int = 1
+) -> list[KeyValueConfig]:
+    return [
+        KeyValueConfig(
+            bucket=CONVERSATIONS_BUCKET,
+            description="Conversation records: messages, title, usage",
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=IDEMPOTENCY_BUCKET,
+            description="Idempotency-Key -> the turn it started",
+            ttl=idempotency_window_s,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=JOBS_BUCKET,
+            description="Background jobs: request, webhook, status",
+            ttl=7 * 24 * HOUR,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+    ]
+
+
 async def ensure_streams(js: JetStreamContext, replay_window_s: float = 24 * HOUR) -> None:
+    """Create or update every stream and KV bucket; safe to run from every replica."""
     for config in stream_configs(replay_window_s):
         assert config.name is not None
         try:
             await js.stream_info(config.name)
         except NotFoundError:
-            await js.add_stream(config)
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                # Another replica created it between our look and our add.
+                await js.update_stream(config)
         else:
             await js.update_stream(config)
+    for bucket in bucket_configs():
+        try:
+            await js.create_key_value(bucket)
+        except BadRequestError:
+            await js.key_value(bucket.bucket)

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from contracts.base import new_id
 from contracts.deadletter import DeadLetter
@@ -31,7 +31,7 @@ __all__ = ["Delivery", "JetStreamWorker", "Poison", "Retry", "WorkerConfig"]
 
 log = logging.getLogger("tokenbus.worker")
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 
 _PAYLOAD_KEEP = 4096
 _MAX_BATCH = 256
@@ -61,7 +61,7 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     stream: str
-    subject: str
+    subjects: tuple[str, ...]
     durable: str
     max_in_flight: int = 64
     ack_wait_s: float = 30.0
@@ -77,12 +77,14 @@ class JetStreamWorker(Generic[T]):
         self,
         js: JetStreamContext,
         config: WorkerConfig,
-        contract: type[T],
+        decode: Callable[[bytes], T],
         handler: Handler[T],
     ) -> None:
+        """`decode` turns a payload into the contract (e.g. `Model.model_validate_json`);
+        a pydantic ValidationError from it dead-letters the message."""
         self._js = js
         self._config = config
-        self._contract = contract
+        self._decode = decode
         self._handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
         self._capacity = asyncio.Event()
@@ -96,7 +98,8 @@ class JetStreamWorker(Generic[T]):
         c = self._config
         return ConsumerConfig(
             durable_name=c.durable,
-            filter_subject=c.subject,
+            filter_subject=c.subjects[0] if len(c.subjects) == 1 else None,
+            filter_subjects=list(c.subjects) if len(c.subjects) > 1 else None,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=c.ack_wait_s,
@@ -109,7 +112,7 @@ class JetStreamWorker(Generic[T]):
         """Fetch and dispatch until stop(); returns after in-flight work is done."""
         c = self._config
         sub = await self._js.pull_subscribe(
-            c.subject, durable=c.durable, stream=c.stream, config=self.consumer_config()
+            c.subjects[0], durable=c.durable, stream=c.stream, config=self.consumer_config()
         )
         try:
             while not self._stopping.is_set():
@@ -155,9 +158,12 @@ class JetStreamWorker(Generic[T]):
             stream_sequence=meta.sequence.stream,
         )
         try:
-            payload = self._contract.model_validate_json(msg.data)
+            payload = self._decode(msg.data)
         except ValidationError as exc:
             await self._dead_letter(msg, delivery, f"contract violation: {_summarise(exc)}")
+            return
+        except Poison as exc:
+            await self._dead_letter(msg, delivery, str(exc))
             return
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:

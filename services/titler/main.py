@@ -19,7 +19,7 @@ def main() -> None:
     configure_logging("titler", settings.log_level)
     config = WorkerConfig(
         stream=TURNS_STREAM,
-        subject=turn_kind_filter("completed"),
+        subjects=(turn_kind_filter("completed"),),
         durable=DURABLE,
         max_in_flight=settings.max_in_flight,
     )
@@ -27,7 +27,7 @@ def main() -> None:
         lambda stop: serve_consumer(
             nats_url=settings.nats_url,
             config=config,
-            contract=TurnCompleted,
+            decode=TurnCompleted.model_validate_json,
             handler=on_turn_completed,
             stop=stop,
         )

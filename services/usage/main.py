@@ -19,7 +19,7 @@ def main() -> None:
     configure_logging("usage", settings.log_level)
     config = WorkerConfig(
         stream=TURNS_STREAM,
-        subject=turn_kind_filter("usage"),
+        subjects=(turn_kind_filter("usage"),),
         durable=DURABLE,
         max_in_flight=settings.max_in_flight,
     )
@@ -27,7 +27,7 @@ def main() -> None:
         lambda stop: serve_consumer(
             nats_url=settings.nats_url,
             config=config,
-            contract=TurnUsage,
+            decode=TurnUsage.model_validate_json,
             handler=on_usage,
             stop=stop,
         )

@@ -36,12 +36,12 @@ class Scenario:
     ) -> None:
         config = WorkerConfig(
             stream=self.name,
-            subject=self.subject,
+            subjects=(self.subject,),
             durable=self.name,
             max_deliver=max_deliver,
             retry_delay_s=0.05,
         )
-        worker = JetStreamWorker(self.bus.js, config, Job, handler)
+        worker = JetStreamWorker(self.bus.js, config, Job.model_validate_json, handler)
         self.workers.append((worker, asyncio.create_task(worker.run())))
 
     async def publish(self, payload: bytes) -> None:

@@ -1,0 +1,1 @@
+"""Conversations: history kept on JetStream KV, turns streamed as typed SSE events."""

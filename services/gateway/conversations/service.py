@@ -1,0 +1,239 @@
+"""What the conversations API does, apart from HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from contracts import (
+    ChatMessage,
+    ChatRequest,
+    GenerationParams,
+    TurnCompleted,
+    TurnFailed,
+    new_id,
+    utc_now,
+)
+from contracts.subjects import TURNS_STREAM, conversation_filter
+from services.gateway.config import GatewaySettings
+from services.gateway.control import announce_attach, request_cancel
+from services.gateway.conversations.models import Conversation, StoredMessage
+from services.gateway.conversations.sse import (
+    InvalidEventId,
+    format_item,
+    parse_event_id,
+    turn_started,
+)
+from services.gateway.conversations.store import ConversationStore
+from services.gateway.errors import ApiError
+from services.gateway.replay import replay_turn
+from services.gateway.service import EventPosition, TurnEvents
+from services.runtime.bus import Bus
+
+__all__ = [
+    "TurnPlan",
+    "abandon_turn",
+    "begin_turn",
+    "cancel_active_turn",
+    "delete_conversation",
+    "load_conversation",
+    "resume_events",
+    "stream_events",
+]
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+_CHARS_PER_TOKEN = 4  # a deliberately rough estimate; the provider has the final word
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    request: ChatRequest
+    conversation: Conversation
+
+
+def _not_found(conversation_id: str) -> ApiError:
+    return ApiError(404, "No such conversation.", "conversation_not_found", "conversation_id")
+
+
+async def load_conversation(store: ConversationStore, conversation_id: str) -> Conversation:
+    if not conversation_id or len(conversation_id) > 64 or set(conversation_id) - _ID_CHARS:
+        raise _not_found(conversation_id)
+    conversation = await store.get(conversation_id)
+    if conversation is None:
+        raise _not_found(conversation_id)
+    return conversation
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // _CHARS_PER_TOKEN + 1
+
+
+def _fit_context(
+    history: tuple[ChatMessage, ...], new: ChatMessage, budget: int
+) -> tuple[ChatMessage, ...]:
+    """Drop the oldest turns (never the system prompt) until the context fits."""
+    system = tuple(m for m in history if m.role == "system")
+    rest = [m for m in history if m.role != "system"]
+    used = sum(estimate_tokens(m.content) for m in (*system, new))
+    while rest and used + sum(estimate_tokens(m.content) for m in rest) > budget:
+        rest.pop(0)
+    return (*system, *rest, new)
+
+
+async def begin_turn(
+    store: ConversationStore,
+    settings: GatewaySettings,
+    conversation_id: str,
+    content: str,
+    max_tokens: int | None,
+    temperature: float | None,
+    correlation_id: str,
+) -> TurnPlan:
+    """Record the user's message and reserve the conversation for one new turn."""
+    conversation = await load_conversation(store, conversation_id)
+    output_budget = max_tokens or min(settings.max_output_tokens, 1024)
+    if max_tokens is not None and max_tokens > settings.max_output_tokens:
+        raise ApiError(
+            400,
+            f"max_tokens is {max_tokens}, above the limit of {settings.max_output_tokens}.",
+            "invalid_value",
+            "max_tokens",
+        )
+    window = settings.context_window_tokens
+    if estimate_tokens(content) + output_budget > window:
+        raise ApiError(
+            400,
+            f"The message is about {estimate_tokens(content)} tokens; with {output_budget} "
+            f"for the answer it does not fit the model's context of {window} tokens.",
+            "context_length_exceeded",
+            "content",
+        )
+    turn_id = new_id()
+    now = utc_now()
+    deadline = now + timedelta(seconds=settings.request_deadline_s)
+    user = StoredMessage(role="user", content=content, turn_id=turn_id, created_at=now)
+
+    def reserve(current: Conversation) -> Conversation:
+        if current.busy(now):
+            raise ApiError(
+                409,
+                "A turn is still running in this conversation; cancel it or wait for it.",
+                "turn_in_progress",
+            )
+        return current.model_copy(
+            update={
+                "messages": (*current.messages, user),
+                "active_turn_id": turn_id,
+                "active_turn_deadline": deadline,
+                "updated_at": now,
+            }
+        )
+
+    updated = await store.update(conversation_id, reserve)
+    if updated is None:
+        raise _not_found(conversation_id)
+    messages = _fit_context(
+        conversation.context(),
+        ChatMessage(role="user", content=content),
+        window - output_budget,
+    )
+    request = ChatRequest(
+        correlation_id=correlation_id,
+        occurred_at=now,
+        gateway_id=settings.gateway_id,
+        conversation_id=conversation_id,
+        turn_id=turn_id,
+        model=conversation.model,
+        messages=messages,
+        params=GenerationParams(max_tokens=max_tokens, temperature=temperature),
+        deadline_at=deadline,
+    )
+    return TurnPlan(request=request, conversation=updated)
+
+
+async def abandon_turn(store: ConversationStore, conversation_id: str, turn_id: str) -> None:
+    """The request never reached the bus: take back the user's message and the reservation."""
+
+    def undo(current: Conversation) -> Conversation:
+        return current.model_copy(
+            update={
+                "messages": tuple(m for m in current.messages if m.turn_id != turn_id),
+                "active_turn_id": None,
+                "active_turn_deadline": None,
+            }
+        )
+
+    await store.update(conversation_id, undo)
+
+
+async def stream_events(events: TurnEvents) -> AsyncIterator[bytes]:
+    """Typed SSE for a turn being produced; closing `events` handles a client that left."""
+    request = events.request
+    try:
+        yield turn_started(request.conversation_id, request.turn_id, request.model)
+        async for item in events:
+            yield format_item(item)
+    finally:
+        events.close()
+
+
+def resolve_resume_point(
+    conversation: Conversation, last_event_id: str | None
+) -> tuple[str, EventPosition]:
+    """The turn to attach to and the position after which to send events."""
+    if last_event_id:
+        try:
+            turn_id, position = parse_event_id(last_event_id)
+        except InvalidEventId:
+            raise ApiError(
+                400,
+                "Last-Event-ID is not an event id of this API (<turn>:<attempt>:<seq>).",
+                "invalid_last_event_id",
+                "Last-Event-ID",
+            ) from None
+        if not any(m.turn_id == turn_id for m in conversation.messages):
+            raise ApiError(404, "No such turn in this conversation.", "turn_not_found")
+        return turn_id, position
+    turn_id_or_none = conversation.active_turn_id or conversation.last_turn_id()
+    if turn_id_or_none is None:
+        raise ApiError(404, "This conversation has no turn yet.", "turn_not_found")
+    return turn_id_or_none, (0, 0)
+
+
+async def resume_events(
+    bus: Bus,
+    conversation: Conversation,
+    turn_id: str,
+    after: EventPosition,
+    heartbeat_s: float,
+    grace_s: float,
+) -> AsyncIterator[bytes]:
+    """Replay from the stream what came after `after`, then follow the turn live."""
+    announce_attach(bus, conversation.id, turn_id)
+    ended = False
+    try:
+        yield turn_started(conversation.id, turn_id, conversation.model)
+        async for item in replay_turn(bus, conversation.id, turn_id, after, heartbeat_s):
+            ended = ended or isinstance(item, TurnCompleted | TurnFailed)
+            yield format_item(item)
+    finally:
+        if not ended:
+            request_cancel(bus, conversation.id, turn_id, grace_s)
+
+
+async def cancel_active_turn(store: ConversationStore, bus: Bus, conversation_id: str) -> str:
+    conversation = await load_conversation(store, conversation_id)
+    if not conversation.busy(utc_now()) or conversation.active_turn_id is None:
+        raise ApiError(409, "No turn is running in this conversation.", "no_turn_in_progress")
+    request_cancel(bus, conversation_id, conversation.active_turn_id)
+    return conversation.active_turn_id
+
+
+async def delete_conversation(store: ConversationStore, bus: Bus, conversation_id: str) -> None:
+    conversation = await load_conversation(store, conversation_id)
+    if conversation.busy(utc_now()) and conversation.active_turn_id:
+        request_cancel(bus, conversation_id, conversation.active_turn_id)
+    # Its events go too: the stream must not keep what the user deleted.
+    await bus.js.purge_stream(TURNS_STREAM, subject=conversation_filter(conversation_id))
+    await store.delete(conversation_id)

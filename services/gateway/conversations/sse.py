@@ -1,0 +1,69 @@
+"""The typed SSE events of the conversations API.
+
+Every event that belongs to a turn has an `id:` of the form
+`<turn_id>:<attempt>:<seq>`; a client that reconnects with that id in
+`Last-Event-ID` gets exactly what came after it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from services.gateway.service import EventPosition, Heartbeat, Reset, TurnItem
+
+__all__ = ["InvalidEventId", "format_item", "parse_event_id", "turn_started"]
+
+_EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,5}):([1-9][0-9]{0,8})$")
+
+
+class InvalidEventId(ValueError):
+    """A Last-Event-ID this gateway never sent."""
+
+
+def parse_event_id(value: str) -> tuple[str, EventPosition]:
+    found = _EVENT_ID.match(value)
+    if found is None:
+        raise InvalidEventId(value)
+    return found.group(1), (int(found.group(2)), int(found.group(3)))
+
+
+def _frame(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def turn_started(conversation_id: str, turn_id: str, model: str) -> bytes:
+    """First event of a stream: which turn it is, so the client can cancel or resume it."""
+    return _frame("turn", {"conversation_id": conversation_id, "turn_id": turn_id, "model": model})
+
+
+def format_item(item: TurnItem) -> bytes:
+    if isinstance(item, Heartbeat):
+        return b": keep-alive\n\n"
+    if isinstance(item, Reset):
+        return _frame("reset", {"attempt": item.attempt})
+    event_id = f"{item.turn_id}:{item.attempt}:{item.seq}"
+    if isinstance(item, TurnDelta):
+        return _frame("delta", {"text": item.text}, event_id)
+    if isinstance(item, TurnUsage):
+        return _frame(
+            "usage",
+            {
+                "input_tokens": item.input_tokens,
+                "output_tokens": item.output_tokens,
+                "estimated": item.estimated,
+            },
+            event_id,
+        )
+    if isinstance(item, TurnCompleted):
+        return _frame("done", {"finish_reason": item.finish_reason, "model": item.model}, event_id)
+    assert isinstance(item, TurnFailed)
+    return _frame(
+        "error",
+        {"code": item.code, "message": item.message, "retryable": item.retryable},
+        event_id,
+    )

@@ -1,0 +1,67 @@
+"""Reading one turn's events back from JetStream: stored ones first, then live.
+
+This is how a client resumes on any gateway replica, how a retried request
+with the same Idempotency-Key attaches to its first turn, and how a job's
+status is known: the stream is the record of every turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from nats.js.api import DeliverPolicy
+from pydantic import ValidationError
+
+from contracts import TurnCompleted, TurnFailed, parse_turn_event
+from contracts.subjects import TURNS_STREAM, turn_filter
+from services.gateway.service import EventPosition, Heartbeat, TurnCursor, TurnItem
+from services.runtime.bus import Bus
+
+__all__ = ["replay_turn"]
+
+log = logging.getLogger("tokenbus.gateway.replay")
+
+
+async def replay_turn(
+    bus: Bus,
+    conversation_id: str,
+    turn_id: str,
+    after: EventPosition = (0, 0),
+    heartbeat_s: float = 15.0,
+    patience_s: float = 3600.0,
+) -> AsyncIterator[TurnItem]:
+    """Every event of the turn past `after`, ending with its final event.
+
+    Yields Heartbeat while waiting; stops after `patience_s` without a final event.
+    """
+    sub = await bus.js.subscribe(
+        turn_filter(conversation_id, turn_id),
+        stream=TURNS_STREAM,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+    )
+    cursor = TurnCursor(after)
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + patience_s
+    try:
+        while loop.time() < give_up_at:
+            try:
+                msg = await sub.next_msg(timeout=min(heartbeat_s, give_up_at - loop.time()))
+            except TimeoutError:
+                yield Heartbeat()
+                continue
+            try:
+                event = parse_turn_event(msg.data)
+            except ValidationError:
+                log.warning("skipped an event that breaks the contract")
+                continue
+            for item in cursor.admit(event):
+                yield item
+                if isinstance(item, TurnCompleted | TurnFailed):
+                    return
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -1,0 +1,160 @@
+"""The conversations API for product frontends: history on the bus, typed SSE turns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from contracts import new_id
+from services.gateway.conversations.models import Conversation
+from services.gateway.conversations.service import (
+    abandon_turn,
+    begin_turn,
+    cancel_active_turn,
+    delete_conversation,
+    load_conversation,
+    resolve_resume_point,
+    resume_events,
+    stream_events,
+)
+from services.gateway.errors import ApiError
+from services.gateway.service import start_turn
+from services.gateway.sse import SSE_HEADERS
+from services.gateway.state import State
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+RequestId = Annotated[
+    str | None, Header(alias="X-Request-ID", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(default=None, max_length=256)
+    system: StrictStr | None = Field(default=None, max_length=20_000)
+    title: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+
+
+class NewMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: StrictStr = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+def _summary(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "object": "conversation",
+        "title": c.title,
+        "model": c.model,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "active_turn_id": c.active_turn_id,
+    }
+
+
+def _detail(c: Conversation) -> dict[str, Any]:
+    return {
+        **_summary(c),
+        "system": c.system,
+        "usage": c.usage.model_dump(),
+        "messages": [m.model_dump(mode="json") for m in c.messages],
+    }
+
+
+@router.post("", status_code=201)
+async def create(body: NewConversation, state: State) -> dict[str, Any]:
+    model = body.model or state.settings.models[0]
+    if model not in state.settings.models:
+        raise ApiError(404, f"The model '{model}' does not exist.", "model_not_found", "model")
+    conversation = Conversation(
+        id=new_id("conv"), model=model, system=body.system, title=body.title
+    )
+    await state.conversations.create(conversation)
+    return _detail(conversation)
+
+
+@router.get("")
+async def list_all(state: State) -> dict[str, Any]:
+    return {"object": "list", "data": [_summary(c) for c in await state.conversations.list()]}
+
+
+@router.get("/{conversation_id}")
+async def get_one(conversation_id: str, state: State) -> dict[str, Any]:
+    return _detail(await load_conversation(state.conversations, conversation_id))
+
+
+@router.delete("/{conversation_id}", status_code=204)
+async def delete(conversation_id: str, state: State) -> Response:
+    await delete_conversation(state.conversations, state.bus, conversation_id)
+    return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/messages", response_model=None)
+async def send_message(
+    conversation_id: str, body: NewMessage, state: State, request_id: RequestId = None
+) -> StreamingResponse:
+    settings = state.settings
+    if len(body.content) > settings.max_message_chars:
+        raise ApiError(
+            400,
+            f"The message is over {settings.max_message_chars} characters.",
+            "invalid_value",
+            "content",
+        )
+    plan = await begin_turn(
+        state.conversations,
+        settings,
+        conversation_id,
+        body.content,
+        body.max_tokens,
+        body.temperature,
+        request_id or new_id(),
+    )
+    try:
+        events = await start_turn(
+            state.bus, state.relay, plan.request, settings.heartbeat_s, settings.resume_grace_s
+        )
+    except ApiError:
+        await abandon_turn(state.conversations, conversation_id, plan.request.turn_id)
+        raise
+    return StreamingResponse(
+        stream_events(events), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+@router.get("/{conversation_id}/stream", response_model=None)
+async def attach(
+    conversation_id: str,
+    state: State,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
+    last_event_id_query: Annotated[str | None, Query(alias="last_event_id", max_length=200)] = None,
+) -> StreamingResponse:
+    """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
+    conversation = await load_conversation(state.conversations, conversation_id)
+    turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
+    return StreamingResponse(
+        resume_events(
+            state.bus,
+            conversation,
+            turn_id,
+            after,
+            state.settings.heartbeat_s,
+            state.settings.resume_grace_s,
+        ),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+@router.post("/{conversation_id}/cancel")
+async def cancel(conversation_id: str, state: State) -> dict[str, Any]:
+    turn_id = await cancel_active_turn(state.conversations, state.bus, conversation_id)
+    return {"object": "turn.cancel", "conversation_id": conversation_id, "turn_id": turn_id}
