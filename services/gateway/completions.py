@@ -20,7 +20,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
-from services.gateway.service import Heartbeat, Reset, TurnEvents
+from services.gateway.service import Heartbeat, Reset, TurnFeed, TurnRef
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
 
@@ -65,14 +65,14 @@ def to_chat_request(
     )
 
 
-def completion_id(request: ChatRequest) -> str:
-    return f"chatcmpl-{request.turn_id}"
+def completion_id(turn: TurnRef) -> str:
+    return f"chatcmpl-{turn.turn_id}"
 
 
-async def stream_completion(events: TurnEvents, include_usage: bool) -> AsyncIterator[bytes]:
-    """SSE bytes for one turn; leaving early (client gone) closes the turn's inbox."""
-    request = events.request
-    writer = ChunkWriter(completion_id(request), request.model, include_usage)
+async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncIterator[bytes]:
+    """SSE bytes for one turn; leaving early (client gone) closes the feed."""
+    turn = events.turn
+    writer = ChunkWriter(completion_id(turn), turn.model, include_usage)
     usage: TurnUsage | None = None
     sent_text = False
     try:
@@ -87,7 +87,7 @@ async def stream_completion(events: TurnEvents, include_usage: bool) -> AsyncIte
             elif isinstance(item, Reset):
                 if sent_text:
                     # OpenAI's format cannot take text back: end cleanly, not garbled.
-                    yield writer.error(_interrupted(events))
+                    yield writer.error(_interrupted(turn))
                     return
             elif isinstance(item, TurnUsage):
                 usage = item
@@ -99,8 +99,8 @@ async def stream_completion(events: TurnEvents, include_usage: bool) -> AsyncIte
         events.close()
 
 
-async def collect_completion(events: TurnEvents) -> dict[str, Any]:
-    request = events.request
+async def collect_completion(events: TurnFeed) -> dict[str, Any]:
+    turn = events.turn
     parts: list[str] = []
     usage: TurnUsage | None = None
     try:
@@ -113,7 +113,7 @@ async def collect_completion(events: TurnEvents) -> dict[str, Any]:
                 usage = item
             elif isinstance(item, TurnCompleted):
                 return completion_body(
-                    completion_id(request), request.model, "".join(parts), item.finish_reason, usage
+                    completion_id(turn), turn.model, "".join(parts), item.finish_reason, usage
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)
@@ -122,12 +122,11 @@ async def collect_completion(events: TurnEvents) -> dict[str, Any]:
     raise ApiError(502, "The turn ended without a result.", "upstream_error")
 
 
-def _interrupted(events: TurnEvents) -> TurnFailed:
-    request = events.request
+def _interrupted(turn: TurnRef) -> TurnFailed:
     return TurnFailed(
-        correlation_id=request.correlation_id,
-        conversation_id=request.conversation_id,
-        turn_id=request.turn_id,
+        correlation_id=turn.correlation_id,
+        conversation_id=turn.conversation_id,
+        turn_id=turn.turn_id,
         seq=1,
         code="upstream_error",
         message="The answer was interrupted; please retry.",

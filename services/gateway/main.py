@@ -11,12 +11,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
-from contracts.subjects import CONVERSATIONS_BUCKET, TURNS_STREAM, turn_kind_filter
+from contracts.subjects import (
+    CONVERSATIONS_BUCKET,
+    IDEMPOTENCY_BUCKET,
+    TURNS_STREAM,
+    turn_kind_filter,
+)
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.recorder import turn_recorder
 from services.gateway.conversations.store import KvConversationStore
 from services.gateway.errors import install_error_handlers
+from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.relay import TurnRelay
 from services.gateway.routes import chat, conversations, health, models
 from services.gateway.state import GatewayState
@@ -55,7 +61,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         recording = asyncio.create_task(recorder.run())
         app.state.gateway = GatewayState(
-            settings=settings, bus=bus, relay=relay, conversations=store
+            settings=settings,
+            bus=bus,
+            relay=relay,
+            conversations=store,
+            idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:

@@ -17,10 +17,17 @@ from pydantic import ValidationError
 
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from services.gateway.service import EventPosition, Heartbeat, TurnCursor, TurnItem
+from services.gateway.control import request_cancel
+from services.gateway.service import (
+    EventPosition,
+    Heartbeat,
+    TurnCursor,
+    TurnItem,
+    TurnRef,
+)
 from services.runtime.bus import Bus
 
-__all__ = ["replay_turn"]
+__all__ = ["ReplayedTurn", "replay_turn"]
 
 log = logging.getLogger("tokenbus.gateway.replay")
 
@@ -65,3 +72,36 @@ async def replay_turn(
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+class ReplayedTurn:
+    """A TurnFeed read back from the stream (a retried request attaching to its turn)."""
+
+    def __init__(
+        self, bus: Bus, turn: TurnRef, heartbeat_s: float, cancel_grace_s: float = 0.0
+    ) -> None:
+        self._bus = bus
+        self._turn = turn
+        self._heartbeat_s = heartbeat_s
+        self._cancel_grace_s = cancel_grace_s
+        self._ended = False
+
+    @property
+    def turn(self) -> TurnRef:
+        return self._turn
+
+    async def __aiter__(self) -> AsyncIterator[TurnItem]:
+        t = self._turn
+        async for item in replay_turn(
+            self._bus, t.conversation_id, t.turn_id, heartbeat_s=self._heartbeat_s
+        ):
+            if isinstance(item, TurnCompleted | TurnFailed):
+                self._ended = True
+            yield item
+
+    def close(self) -> None:
+        if not self._ended:
+            self._ended = True
+            request_cancel(
+                self._bus, self._turn.conversation_id, self._turn.turn_id, self._cancel_grace_s
+            )

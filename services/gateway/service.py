@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -30,7 +31,9 @@ __all__ = [
     "TurnCursor",
     "TurnEvent",
     "TurnEvents",
+    "TurnFeed",
     "TurnItem",
+    "TurnRef",
     "start_turn",
 ]
 
@@ -73,8 +76,35 @@ class TurnCursor:
         return [Reset(event.attempt), event] if restarted else [event]
 
 
+@dataclass(frozen=True, slots=True)
+class TurnRef:
+    """Which turn a feed follows."""
+
+    conversation_id: str
+    turn_id: str
+    model: str
+    correlation_id: str
+
+    @classmethod
+    def of(cls, request: ChatRequest) -> TurnRef:
+        return cls(request.conversation_id, request.turn_id, request.model, request.correlation_id)
+
+
+class TurnFeed(Protocol):
+    """A turn's events as a response consumes them, live or replayed."""
+
+    @property
+    def turn(self) -> TurnRef: ...
+
+    def __aiter__(self) -> AsyncIterator[TurnItem]: ...
+
+    def close(self) -> None:
+        """The response is done with the feed; if the turn still runs, its reader left."""
+        ...
+
+
 class TurnEvents:
-    """The events of one turn in order, ending with TurnCompleted or TurnFailed."""
+    """The live events of one turn in order, ending with TurnCompleted or TurnFailed."""
 
     def __init__(
         self,
@@ -96,6 +126,10 @@ class TurnEvents:
     @property
     def request(self) -> ChatRequest:
         return self._request
+
+    @property
+    def turn(self) -> TurnRef:
+        return TurnRef.of(self._request)
 
     def close(self) -> None:
         """Stop listening; if the turn is still running, the client left: cancel it."""

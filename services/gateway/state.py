@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
+from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 
@@ -21,6 +22,7 @@ class GatewayState:
     bus: Bus
     relay: TurnRelay
     conversations: ConversationStore
+    idempotency: IdempotencyKeys
 
 
 def _state(request: Request) -> GatewayState:

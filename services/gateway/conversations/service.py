@@ -12,7 +12,6 @@ from contracts import (
     GenerationParams,
     TurnCompleted,
     TurnFailed,
-    new_id,
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter
@@ -89,6 +88,7 @@ async def begin_turn(
     max_tokens: int | None,
     temperature: float | None,
     correlation_id: str,
+    turn_id: str,
 ) -> TurnPlan:
     """Record the user's message and reserve the conversation for one new turn."""
     conversation = await load_conversation(store, conversation_id)
@@ -109,7 +109,6 @@ async def begin_turn(
             "context_length_exceeded",
             "content",
         )
-    turn_id = new_id()
     now = utc_now()
     deadline = now + timedelta(seconds=settings.request_deadline_s)
     user = StoredMessage(role="user", content=content, turn_id=turn_id, created_at=now)

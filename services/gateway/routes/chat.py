@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from contracts import new_id
 from services.gateway.completions import collect_completion, stream_completion, to_chat_request
 from services.gateway.disconnect import ClientGone, unless_client_leaves
+from services.gateway.feeds import open_feed
 from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.service import start_turn
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import State
 
@@ -22,9 +22,18 @@ async def chat_completions(
     http_request: Request,
     state: State,
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
     request = to_chat_request(body, state.settings, x_request_id or new_id())
-    events = await start_turn(state.bus, state.relay, request, state.settings.heartbeat_s)
+    events = await open_feed(
+        state,
+        request,
+        "chat.completions",
+        idempotency_key,
+        body.model_dump_json().encode(),
+        # A client that sends a key means to retry: give it time to come back.
+        cancel_grace_s=state.settings.resume_grace_s if idempotency_key else 0.0,
+    )
     if body.stream:
         return StreamingResponse(
             stream_completion(events, body.wants_usage),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -21,6 +22,8 @@ from services.gateway.conversations.service import (
     stream_events,
 )
 from services.gateway.errors import ApiError
+from services.gateway.feeds import claim_turn
+from services.gateway.idempotency import ClaimedTurn
 from services.gateway.service import start_turn
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import State
@@ -99,7 +102,11 @@ async def delete(conversation_id: str, state: State) -> Response:
 
 @router.post("/{conversation_id}/messages", response_model=None)
 async def send_message(
-    conversation_id: str, body: NewMessage, state: State, request_id: RequestId = None
+    conversation_id: str,
+    body: NewMessage,
+    state: State,
+    request_id: RequestId = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StreamingResponse:
     settings = state.settings
     if len(body.content) > settings.max_message_chars:
@@ -109,25 +116,60 @@ async def send_message(
             "invalid_value",
             "content",
         )
-    plan = await begin_turn(
-        state.conversations,
-        settings,
-        conversation_id,
-        body.content,
-        body.max_tokens,
-        body.temperature,
-        request_id or new_id(),
+    conversation = await load_conversation(state.conversations, conversation_id)
+    correlation_id, turn_id = request_id or new_id(), new_id()
+    claim = await claim_turn(
+        state,
+        f"conversations.{conversation_id}.messages",
+        idempotency_key,
+        body.model_dump_json().encode(),
+        ClaimedTurn(
+            conversation_id=conversation_id,
+            turn_id=turn_id,
+            model=conversation.model,
+            correlation_id=correlation_id,
+        ),
     )
+    if claim is not None and claim.existing is not None:
+        return _sse(
+            resume_events(
+                state.bus,
+                conversation,
+                claim.existing.turn_id,
+                (0, 0),
+                settings.heartbeat_s,
+                settings.resume_grace_s,
+            )
+        )
+    try:
+        plan = await begin_turn(
+            state.conversations,
+            settings,
+            conversation_id,
+            body.content,
+            body.max_tokens,
+            body.temperature,
+            correlation_id,
+            turn_id,
+        )
+    except ApiError:
+        if claim is not None:
+            await state.idempotency.release(claim)
+        raise
     try:
         events = await start_turn(
             state.bus, state.relay, plan.request, settings.heartbeat_s, settings.resume_grace_s
         )
     except ApiError:
-        await abandon_turn(state.conversations, conversation_id, plan.request.turn_id)
+        await abandon_turn(state.conversations, conversation_id, turn_id)
+        if claim is not None:
+            await state.idempotency.release(claim)
         raise
-    return StreamingResponse(
-        stream_events(events), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return _sse(stream_events(events))
+
+
+def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/{conversation_id}/stream", response_model=None)
@@ -140,7 +182,7 @@ async def attach(
     """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
     conversation = await load_conversation(state.conversations, conversation_id)
     turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
-    return StreamingResponse(
+    return _sse(
         resume_events(
             state.bus,
             conversation,
@@ -148,9 +190,7 @@ async def attach(
             after,
             state.settings.heartbeat_s,
             state.settings.resume_grace_s,
-        ),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        )
     )
 
 
