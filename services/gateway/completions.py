@@ -61,7 +61,7 @@ def to_chat_request(
             stop=body.stop_sequences,
             seed=body.seed,
         ),
-        deadline_at=now + timedelta(seconds=settings.request_deadline_s),
+        deadline_at=now + timedelta(seconds=settings.deadline_for(body.model)),
     )
 
 

@@ -35,6 +35,7 @@ async def open_feed(
     if claim is not None and claim.existing is not None:
         return ReplayedTurn(state.bus, claim.existing.ref(), settings.heartbeat_s, cancel_grace_s)
     try:
+        state.queue.check()
         return await start_turn(
             state.bus, state.relay, request, settings.heartbeat_s, cancel_grace_s
         )

@@ -17,6 +17,7 @@ from contracts.subjects import (
     TURNS_STREAM,
     turn_kind_filter,
 )
+from services.gateway.backpressure import QueueMonitor
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.recorder import turn_recorder
@@ -60,17 +61,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             turn_recorder(bus, store),
         )
         recording = asyncio.create_task(recorder.run())
+        queue = QueueMonitor(bus, settings.max_queue_age_s)
+        queue.start()
         app.state.gateway = GatewayState(
             settings=settings,
             bus=bus,
             relay=relay,
             conversations=store,
             idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
+            queue=queue,
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:
             yield
         finally:
+            await queue.stop()
             recorder.stop()
             await recording
             await relay.stop()

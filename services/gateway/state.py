@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.gateway.backpressure import QueueMonitor
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.idempotency import IdempotencyKeys
@@ -23,6 +24,7 @@ class GatewayState:
     relay: TurnRelay
     conversations: ConversationStore
     idempotency: IdempotencyKeys
+    queue: QueueMonitor
 
 
 def _state(request: Request) -> GatewayState:

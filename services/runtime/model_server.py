@@ -37,7 +37,7 @@ def start_model_server(
     alias: str = DEFAULT_ALIAS,
     parallel: int = 4,
     threads: int = 2,
-    context: int = 8192,
+    context: int = 16384,
 ) -> Any:
     """Start llama.cpp's server in this process; returns the xllamacpp.Server handle."""
     import xllamacpp as xlc
@@ -45,6 +45,7 @@ def start_model_server(
     params = xlc.CommonParams()
     params.model.path = str(bundled_model_path())
     params.model_alias = alias
+    # llama.cpp splits n_ctx across the parallel slots: 16384 / 4 = 4096 tokens per request.
     params.n_ctx = context
     params.n_parallel = parallel
     params.cpuparams.n_threads = threads

@@ -23,7 +23,7 @@ from contracts.subjects import (
     TURNS_STREAM,
     deadletter_subject,
 )
-from tests.support import Stack
+from tests.support import Stack, extra_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -295,3 +295,26 @@ async def _requests_published(stack: Stack) -> int:
         return int(info.state.last_seq)
     finally:
         await nc.close()
+
+
+async def test_heartbeats_keep_the_stream_alive_while_the_first_token_is_slow(
+    stack: Stack,
+) -> None:
+    long_prompt = "Summarise this text. " + "The tide comes in and goes out again. " * 250
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": long_prompt}],
+        "max_tokens": 5,
+        "stream": True,
+    }
+    with extra_gateway(stack, heartbeat_s="0.02") as url:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            lines = [line async for line in response.aiter_lines() if line]
+    first_token = next(
+        i for i, line in enumerate(lines) if '"content":"' in line and "role" not in line
+    )
+    assert ": keep-alive" in lines[:first_token]
+    assert lines[-1] == "data: [DONE]"

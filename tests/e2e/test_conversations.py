@@ -259,11 +259,11 @@ async def test_bad_input_on_conversations_gets_clean_errors(http: httpx.AsyncCli
     assert bad_id.status_code == 400
     assert bad_id.json()["error"]["code"] == "invalid_last_event_id"
 
-    too_long = await http.post(f"{url}/messages", json={"content": "word " * 12_000})
+    too_long = await http.post(f"{url}/messages", json={"content": "word " * 6_000})
     assert too_long.status_code == 400
     error = too_long.json()["error"]
     assert error["code"] == "context_length_exceeded"
-    assert "8192" in error["message"]
+    assert "4096" in error["message"]
 
     for body in ({}, {"content": ""}, {"content": 5}, {"content": "x", "max_tokens": 0}):
         response = await http.post(f"{url}/messages", json=body)

@@ -110,7 +110,7 @@ async def begin_turn(
             "content",
         )
     now = utc_now()
-    deadline = now + timedelta(seconds=settings.request_deadline_s)
+    deadline = now + timedelta(seconds=settings.deadline_for(conversation.model))
     user = StoredMessage(role="user", content=content, turn_id=turn_id, created_at=now)
 
     def reserve(current: Conversation) -> Conversation:

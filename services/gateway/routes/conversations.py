@@ -142,6 +142,7 @@ async def send_message(
             )
         )
     try:
+        state.queue.check()
         plan = await begin_turn(
             state.conversations,
             settings,
