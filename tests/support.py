@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -50,13 +51,22 @@ class Stack:
     state_dir: Path
     process: subprocess.Popen[str]
 
+    def pid(self, name: str) -> int:
+        pids: dict[str, int] = json.loads((self.state_dir / "pids.json").read_text())
+        return pids[name]
+
     def log(self, name: str) -> str:
         path = self.state_dir / "logs" / f"{name}.log"
         return path.read_text() if path.exists() else ""
 
 
 @contextlib.contextmanager
-def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> Iterator[Stack]:
+def running_stack(
+    state_dir: Path,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> Iterator[Stack]:
     """`tokenbus up` as a user runs it, on free ports; stopped with SIGTERM afterwards."""
     port, nats_port = free_port(), free_port()
     process = subprocess.Popen(
@@ -78,7 +88,7 @@ def running_stack(state_dir: Path, *extra_args: str, timeout: float = 120.0) -> 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     ready = threading.Event()
     lines: list[str] = []

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         help="OpenAI-compatible base URL to use instead of the embedded model",
     )
     up.add_argument("--model", help="public model name served (default smollm2-135m)")
+    up.add_argument(
+        "--generators", type=int, default=1, help="generator replicas (competing consumers)"
+    )
     return parser
 
 
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             model_port=args.model_port,
             upstream_url=args.upstream_url,
             model=args.model,
+            generators=max(1, args.generators),
         )
         return uvloop.run(run_up(options))
     return 2

@@ -37,6 +37,7 @@ class UpOptions:
     model_port: int = 8081
     upstream_url: str | None = None
     model: str | None = None
+    generators: int = 1
 
 
 def _port(value: int) -> int:
@@ -107,16 +108,19 @@ def stack(options: UpOptions) -> Stack:
     models = [options.model or DEFAULT_ALIAS]
 
     bus_env = {"TOKENBUS_NATS_URL": nats_server.url}
-    for service in ("generator", "titler", "usage"):
+    workers = [(f"generator{n}" if options.generators > 1 else "generator", "generator")
+               for n in range(1, options.generators + 1)]  # fmt: skip
+    for name, service in [*workers, ("titler", "titler"), ("usage", "usage")]:
         env = dict(bus_env)
         if service == "generator":
             env["TOKENBUS_GENERATOR_UPSTREAM_BASE_URL"] = upstream_url
         specs.append(
             ChildSpec(
-                service,
+                name,
                 [python, "-m", f"services.{service}.main"],
                 env=env,
                 ready=functools.partial(_has_consumer, nats_server.url, service),
+                restart=True,
             )
         )
     port = _port(options.port)
@@ -150,7 +154,7 @@ async def _tcp_ok(host: str, port: int) -> bool:
 async def run_up(options: UpOptions) -> int:
     options.state_dir.mkdir(parents=True, exist_ok=True)
     planned = stack(options)
-    supervisor = Supervisor(options.state_dir / "logs")
+    supervisor = Supervisor(options.state_dir / "logs", pid_file=options.state_dir / "pids.json")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,11 +165,10 @@ async def run_up(options: UpOptions) -> int:
             await supervisor.start(spec)
             if stop.is_set():
                 return 0
-        (options.state_dir / "pids.json").write_text(json.dumps(supervisor.pids))
         print(f"tokenbus bus: {planned.nats.url}", flush=True)
         print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)
         print(f"tokenbus is up: {planned.gateway_url}  (Ctrl-C to stop)", flush=True)
-        exited = asyncio.create_task(supervisor.wait_any_exit())
+        exited = asyncio.create_task(supervisor.supervise())
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if exited in done:
