@@ -49,6 +49,9 @@ class TurnUsage(TurnEventBase):
     provider_model: str
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(
+        default=0, ge=0, description="Part of input_tokens the provider served from its cache"
+    )
     purpose: Literal["chat", "title"] = "chat"
     estimated: bool = Field(
         default=False,

@@ -136,7 +136,6 @@ def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
         **os.environ,
         "TOKENBUS_NATS_URL": stack.nats_url,
         "TOKENBUS_GATEWAY_PORT": str(port),
-        "TOKENBUS_GATEWAY_MODELS": '["smollm2-135m"]',
         **{f"TOKENBUS_GATEWAY_{k.upper()}": v for k, v in settings.items()},
     }
     process = subprocess.Popen(

@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         "--upstream-url",
         help="OpenAI-compatible base URL to use instead of the embedded model",
     )
-    up.add_argument("--model", help="public model name served (default smollm2-135m)")
+    up.add_argument("--model", help="with --upstream-url: the public model name to serve")
+    up.add_argument("--catalog", type=Path, help="model catalog (TOML) instead of the default")
     up.add_argument(
         "--generators", type=int, default=1, help="generator replicas (competing consumers)"
     )
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             model_port=args.model_port,
             upstream_url=args.upstream_url,
             model=args.model,
+            catalog=args.catalog,
             generators=max(1, args.generators),
         )
         return uvloop.run(run_up(options))

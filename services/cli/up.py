@@ -20,6 +20,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.subjects import REQUESTS_STREAM, TURNS_STREAM
 from services.cli.supervisor import ChildSpec, StackFailed, Supervisor
+from services.runtime.catalog import CatalogError, load_catalog
 from services.runtime.embedded_nats import NatsServerProcess, free_port
 from services.runtime.model_server import DEFAULT_ALIAS
 
@@ -37,6 +38,7 @@ class UpOptions:
     model_port: int = 8081
     upstream_url: str | None = None
     model: str | None = None
+    catalog: Path | None = None
     generators: int = 1
 
 
@@ -82,6 +84,9 @@ def stack(options: UpOptions) -> Stack:
             ready=lambda: _tcp_ok(options.host, nats_server.port),
         )
     ]
+    catalog_env: dict[str, str] = {}
+    if options.catalog is not None:
+        catalog_env["TOKENBUS_CATALOG_PATH"] = str(options.catalog.resolve())
     if options.upstream_url is None:
         model_port = _port(options.model_port)
         model_url = f"http://{options.host}:{model_port}"
@@ -103,22 +108,22 @@ def stack(options: UpOptions) -> Stack:
             )
         )
         upstream_url = f"{model_url}/v1"
+        catalog_env["TOKENBUS_LOCAL_MODEL_URL"] = model_url
     else:
         upstream_url = options.upstream_url
-    models = [options.model or DEFAULT_ALIAS]
+        catalog_env["TOKENBUS_CATALOG_PATH"] = str(
+            _single_model_catalog(options.state_dir, upstream_url, options.model or "upstream")
+        )
 
-    bus_env = {"TOKENBUS_NATS_URL": nats_server.url}
+    bus_env = {"TOKENBUS_NATS_URL": nats_server.url, **catalog_env}
     workers = [(f"generator{n}" if options.generators > 1 else "generator", "generator")
                for n in range(1, options.generators + 1)]  # fmt: skip
     for name, service in [*workers, ("titler", "titler"), ("usage", "usage")]:
-        env = dict(bus_env)
-        if service == "generator":
-            env["TOKENBUS_GENERATOR_UPSTREAM_BASE_URL"] = upstream_url
         specs.append(
             ChildSpec(
                 name,
                 [python, "-m", f"services.{service}.main"],
-                env=env,
+                env=bus_env,
                 ready=functools.partial(_has_consumer, nats_server.url, service),
                 restart=True,
             )
@@ -133,13 +138,26 @@ def stack(options: UpOptions) -> Stack:
                 **bus_env,
                 "TOKENBUS_GATEWAY_HOST": options.host,
                 "TOKENBUS_GATEWAY_PORT": str(port),
-                "TOKENBUS_GATEWAY_MODELS": json.dumps(models),
             },
             ready=lambda: _http_ok(f"{gateway_url}/readyz"),
             stop_timeout_s=35.0,
         )
     )
     return Stack(nats_server, specs, gateway_url, upstream_url)
+
+
+def _single_model_catalog(state_dir: Path, base_url: str, model: str) -> Path:
+    """A catalog of one OpenAI-compatible model, for `--upstream-url`."""
+    path = state_dir / "catalog.toml"
+    path.write_text(
+        f"[models.{json.dumps(model)}]\n"
+        'provider = "openai-compatible"\n'
+        f"base_url = {json.dumps(base_url)}\n"
+        f"upstream_model = {json.dumps(model)}\n"
+        "context_window = 32768\n"
+        "max_output_tokens = 8192\n"
+    )
+    return path
 
 
 async def _tcp_ok(host: str, port: int) -> bool:
@@ -153,6 +171,12 @@ async def _tcp_ok(host: str, port: int) -> bool:
 
 async def run_up(options: UpOptions) -> int:
     options.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if options.catalog is not None:
+            load_catalog(options.catalog)  # refuse a bad catalog before starting anything
+    except CatalogError as exc:
+        print(f"tokenbus: {exc}", file=sys.stderr)
+        return 2
     planned = stack(options)
     supervisor = Supervisor(options.state_dir / "logs", pid_file=options.state_dir / "pids.json")
     stop = asyncio.Event()

@@ -16,30 +16,26 @@ from contracts import (
     new_id,
     utc_now,
 )
+from services.gateway.catalog import chat_model, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
 from services.gateway.service import Heartbeat, Reset, TurnFeed, TurnRef
+from services.runtime.catalog import Catalog
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
 
 
 def to_chat_request(
-    body: ChatCompletionRequest, settings: GatewaySettings, correlation_id: str
+    body: ChatCompletionRequest, settings: GatewaySettings, catalog: Catalog, correlation_id: str
 ) -> ChatRequest:
-    if body.model not in settings.models:
-        raise ApiError(
-            404,
-            f"The model '{body.model}' does not exist; GET /v1/models lists the models.",
-            "model_not_found",
-            "model",
-        )
+    entry = chat_model(catalog, body.model)
     limit = body.output_limit
-    if limit is not None and limit > settings.max_output_tokens:
+    if limit is not None and limit > entry.max_output_tokens:
         raise ApiError(
             400,
-            f"max_tokens is {limit}, above this model's limit of {settings.max_output_tokens}.",
+            f"max_tokens is {limit}, above this model's limit of {entry.max_output_tokens}.",
             "invalid_value",
             "max_tokens",
         )
@@ -61,7 +57,7 @@ def to_chat_request(
             stop=body.stop_sequences,
             seed=body.seed,
         ),
-        deadline_at=now + timedelta(seconds=settings.deadline_for(body.model)),
+        deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,12 +25,14 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: new_id("gw"),
         description="Routing token of this replica; unique per running process",
     )
-    models: list[str] = Field(default_factory=lambda: ["smollm2-135m"], min_length=1)
+    catalog_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TOKENBUS_GATEWAY_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
+        description="Model catalog (TOML); the packaged default runs on the local model",
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
-    max_output_tokens: int = Field(default=4096, ge=1)
-    request_deadline_s: float = Field(default=120.0, gt=0)
-    model_deadlines_s: dict[str, float] = Field(
-        default_factory=dict, description="Per-model deadline overrides, e.g. slow reasoning models"
+    request_deadline_s: float = Field(
+        default=120.0, gt=0, description="Deadline of a turn whose catalog entry sets none"
     )
     max_queue_age_s: float = Field(
         default=30.0, gt=0, description="503 while the oldest waiting request is older than this"
@@ -39,9 +43,5 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A conversation turn whose reader left is cancelled unless one returns in time",
     )
-    context_window_tokens: int = Field(default=4096, ge=256)
     max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"
-
-    def deadline_for(self, model: str) -> float:
-        return self.model_deadlines_s.get(model, self.request_deadline_s)

@@ -28,6 +28,7 @@ from services.gateway.relay import TurnRelay
 from services.gateway.routes import chat, conversations, health, models
 from services.gateway.state import GatewayState
 from services.runtime.bus import connect
+from services.runtime.catalog import Catalog, CatalogError, load_catalog
 from services.runtime.logs import configure_logging
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, Poison, WorkerConfig
@@ -42,7 +43,7 @@ def parse_final_event(data: bytes) -> TurnCompleted | TurnFailed:
     return event
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
+def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await connect(settings.nats_url, name=f"tokenbus-gateway-{settings.gateway_id}")
@@ -65,6 +66,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         queue.start()
         app.state.gateway = GatewayState(
             settings=settings,
+            catalog=catalog,
             bus=bus,
             relay=relay,
             conversations=store,
@@ -92,8 +94,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    try:
+        catalog = load_catalog(settings.catalog_path)
+    except CatalogError as exc:
+        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, catalog),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -13,6 +13,7 @@ from services.gateway.conversations.store import ConversationStore
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
+from services.runtime.catalog import Catalog
 
 __all__ = ["GatewayState", "State"]
 
@@ -20,6 +21,7 @@ __all__ = ["GatewayState", "State"]
 @dataclass(slots=True)
 class GatewayState:
     settings: GatewaySettings
+    catalog: Catalog
     bus: Bus
     relay: TurnRelay
     conversations: ConversationStore

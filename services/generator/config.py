@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GeneratorSettings"]
@@ -15,11 +17,11 @@ class GeneratorSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("TOKENBUS_GENERATOR_NATS_URL", "TOKENBUS_NATS_URL"),
     )
-    upstream_base_url: str = Field(
-        default="http://127.0.0.1:8081/v1",
-        description="OpenAI-compatible base URL: OpenAI, vLLM, llama.cpp, Ollama, ...",
+    catalog_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TOKENBUS_GENERATOR_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
+        description="Model catalog (TOML); the packaged default runs on the local model",
     )
-    upstream_api_key: SecretStr = SecretStr("not-needed")
     upstream_timeout_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
     ack_wait_s: float = Field(default=30.0, gt=0)

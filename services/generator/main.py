@@ -6,16 +6,16 @@ import asyncio
 import logging
 
 import httpx2
-from openai import AsyncOpenAI
 
 from contracts import ChatRequest
 from contracts.subjects import CHAT_REQUEST_SUBJECT, CONTROL_SUBJECTS, REQUESTS_STREAM
 from services.generator.adapters.nats_sink import NatsEventSink
-from services.generator.adapters.openai_provider import OpenAIProvider
+from services.generator.adapters.router import build_router
 from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
 from services.generator.handlers import chat_request_handler, control_handler
 from services.runtime.bus import connect
+from services.runtime.catalog import Catalog, CatalogError, environment, load_catalog
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
 from services.runtime.topology import ensure_streams
@@ -26,7 +26,7 @@ log = logging.getLogger("tokenbus.generator")
 DURABLE = "generator"
 
 
-async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
+async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Event) -> None:
     bus = await connect(settings.nats_url, name="tokenbus-generator")
     await ensure_streams(bus.js)
     http_client = httpx2.AsyncClient(
@@ -36,14 +36,7 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
         ),
         timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
     )
-    client = AsyncOpenAI(
-        base_url=settings.upstream_base_url,
-        api_key=settings.upstream_api_key.get_secret_value(),
-        http_client=http_client,
-        # Retries belong to the generator's own policy, which knows whether a
-        # token already reached the client; the SDK's would not.
-        max_retries=0,
-    )
+    router = build_router(catalog, environment(), http_client, settings.upstream_timeout_s)
     cancels = CancelRegistry()
     control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(
@@ -57,24 +50,31 @@ async def serve(settings: GeneratorSettings, stop: asyncio.Event) -> None:
             max_deliver=settings.max_deliver,
         ),
         ChatRequest.model_validate_json,
-        chat_request_handler(OpenAIProvider(client), NatsEventSink(bus), cancels),
+        chat_request_handler(router, NatsEventSink(bus), cancels),
     )
     running = asyncio.create_task(worker.run())
-    log.info("generator ready", extra={"upstream": settings.upstream_base_url})
+    log.info("generator ready", extra={"models": sorted(catalog.models)})
     try:
         await until_stopped(stop, running)
     finally:
         await control_sub.unsubscribe()
         worker.stop()
         await running
-        await client.close()
+        await http_client.aclose()
         await bus.close()
 
 
 def main() -> None:
     settings = GeneratorSettings()
     configure_logging("generator", settings.log_level)
-    run_service(lambda stop: serve(settings, stop))
+    # A wrong catalog or a missing key stops the start, before any work is taken.
+    try:
+        catalog = load_catalog(settings.catalog_path)
+        catalog.check_keys(environment())
+    except CatalogError as exc:
+        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
+        raise SystemExit(2) from None
+    run_service(lambda stop: serve(settings, catalog, stop))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ class StreamEnd:
     provider_model: str
     input_tokens: int | None
     output_tokens: int | None
+    cached_input_tokens: int = 0
 
 
 class ModelProvider(Protocol):

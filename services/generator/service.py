@@ -125,6 +125,7 @@ def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str
             "provider_model": end.provider_model,
             "input_tokens": end.input_tokens,
             "output_tokens": end.output_tokens,
+            "cached_input_tokens": end.cached_input_tokens,
         }
     if chunks == 0:
         return None

@@ -81,7 +81,7 @@ async def test_answers_a_non_streaming_completion_with_usage(client: openai.Asyn
 
 
 async def test_lists_models(client: openai.AsyncOpenAI) -> None:
-    assert [m.id async for m in client.models.list()] == [MODEL]
+    assert [m.id async for m in client.models.list()] == [MODEL, f"{MODEL}-anthropic"]
 
 
 async def test_the_client_sees_exactly_the_events_that_travelled_over_jetstream(
@@ -318,3 +318,43 @@ async def test_heartbeats_keep_the_stream_alive_while_the_first_token_is_slow(
     )
     assert ": keep-alive" in lines[:first_token]
     assert lines[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "smollm2-135m-anthropic"])
+async def test_both_provider_sdks_stream_from_the_local_model_with_exact_usage(
+    stack: Stack, client: openai.AsyncOpenAI, model: str
+) -> None:
+    """One catalog entry goes through the openai SDK, the other through the anthropic SDK."""
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": "Name a colour."},
+        ],
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage, turn_id = "", None, ""
+    async for chunk in stream:
+        turn_id = chunk.id.removeprefix("chatcmpl-")
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    assert text
+    assert usage is not None
+    assert 0 < usage.completion_tokens <= 12
+    assert usage.prompt_tokens > 5
+
+    nc = await nats.connect(stack.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(
+            TURN_SUBJECTS.replace(">", f"*.{turn_id}.{turn_id}.usage"),
+            stream=TURNS_STREAM,
+            ordered_consumer=True,
+        )
+        metered = TurnUsage.model_validate_json((await sub.next_msg(timeout=5)).data)
+    finally:
+        await nc.close()
+    assert metered.estimated is False  # the provider's own count, not ours
+    assert metered.output_tokens == usage.completion_tokens

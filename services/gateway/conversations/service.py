@@ -15,6 +15,7 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter
+from services.gateway.catalog import chat_model, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
@@ -29,6 +30,7 @@ from services.gateway.errors import ApiError
 from services.gateway.replay import replay_turn
 from services.gateway.service import EventPosition, TurnEvents
 from services.runtime.bus import Bus
+from services.runtime.catalog import Catalog
 
 __all__ = [
     "TurnPlan",
@@ -83,6 +85,7 @@ def _fit_context(
 async def begin_turn(
     store: ConversationStore,
     settings: GatewaySettings,
+    catalog: Catalog,
     conversation_id: str,
     content: str,
     max_tokens: int | None,
@@ -92,15 +95,16 @@ async def begin_turn(
 ) -> TurnPlan:
     """Record the user's message and reserve the conversation for one new turn."""
     conversation = await load_conversation(store, conversation_id)
-    output_budget = max_tokens or min(settings.max_output_tokens, 1024)
-    if max_tokens is not None and max_tokens > settings.max_output_tokens:
+    entry = chat_model(catalog, conversation.model)
+    output_budget = max_tokens or min(entry.max_output_tokens, 1024)
+    if max_tokens is not None and max_tokens > entry.max_output_tokens:
         raise ApiError(
             400,
-            f"max_tokens is {max_tokens}, above the limit of {settings.max_output_tokens}.",
+            f"max_tokens is {max_tokens}, above the limit of {entry.max_output_tokens}.",
             "invalid_value",
             "max_tokens",
         )
-    window = settings.context_window_tokens
+    window = entry.context_window
     if estimate_tokens(content) + output_budget > window:
         raise ApiError(
             400,
@@ -110,7 +114,7 @@ async def begin_turn(
             "content",
         )
     now = utc_now()
-    deadline = now + timedelta(seconds=settings.deadline_for(conversation.model))
+    deadline = now + timedelta(seconds=deadline_s(entry, settings))
     user = StoredMessage(role="user", content=content, turn_id=turn_id, created_at=now)
 
     def reserve(current: Conversation) -> Conversation:

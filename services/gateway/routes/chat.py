@@ -24,7 +24,7 @@ async def chat_completions(
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
-    request = to_chat_request(body, state.settings, x_request_id or new_id())
+    request = to_chat_request(body, state.settings, state.catalog, x_request_id or new_id())
     events = await open_feed(
         state,
         request,

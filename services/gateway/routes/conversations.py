@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from contracts import new_id
+from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation
 from services.gateway.conversations.service import (
     abandon_turn,
@@ -74,11 +75,11 @@ def _detail(c: Conversation) -> dict[str, Any]:
 
 @router.post("", status_code=201)
 async def create(body: NewConversation, state: State) -> dict[str, Any]:
-    model = body.model or state.settings.models[0]
-    if model not in state.settings.models:
-        raise ApiError(404, f"The model '{model}' does not exist.", "model_not_found", "model")
+    entry = (
+        chat_model(state.catalog, body.model) if body.model else default_chat_model(state.catalog)
+    )
     conversation = Conversation(
-        id=new_id("conv"), model=model, system=body.system, title=body.title
+        id=new_id("conv"), model=entry.name, system=body.system, title=body.title
     )
     await state.conversations.create(conversation)
     return _detail(conversation)
@@ -146,6 +147,7 @@ async def send_message(
         plan = await begin_turn(
             state.conversations,
             settings,
+            state.catalog,
             conversation_id,
             body.content,
             body.max_tokens,

@@ -16,7 +16,14 @@ async def list_models(state: State) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "tokenbus"}
-            for name in state.settings.models
+            {
+                "id": entry.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": entry.provider,
+                "context_window": entry.context_window,
+                "max_output_tokens": entry.max_output_tokens,
+            }
+            for entry in state.catalog.chat_models()
         ],
     }

@@ -14,10 +14,11 @@ import openai
 from openai import AsyncOpenAI
 
 from contracts import ChatRequest, FinishReason
+from services.generator.adapters.sdk_errors import translate_sdk_error
 from services.generator.errors import ProviderError
 from services.generator.ports import StreamEnd, TextChunk
 
-__all__ = ["OpenAIProvider", "translate_openai_error"]
+__all__ = ["OpenAIProvider"]
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -29,16 +30,15 @@ _FINISH: dict[str, FinishReason] = {
 
 
 class OpenAIProvider:
-    def __init__(self, client: AsyncOpenAI, model_ids: dict[str, str] | None = None) -> None:
+    def __init__(self, client: AsyncOpenAI, upstream_model: str) -> None:
         self._client = client
-        # Public model name -> upstream model id; names not listed pass through.
-        self._model_ids = model_ids or {}
+        self._upstream_model = upstream_model
 
     def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
         return self._stream(request)
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
-        upstream_model = self._model_ids.get(request.model, request.model)
+        upstream_model = self._upstream_model
         kwargs: dict[str, Any] = {}
         p = request.params
         if p.max_tokens is not None:
@@ -61,25 +61,28 @@ class OpenAIProvider:
                 **kwargs,
             )
         except (openai.APIError, httpx2.HTTPError) as exc:
-            raise translate_openai_error(exc) from None
+            raise translate_sdk_error(exc) from None
 
         finish: FinishReason | None = None
         reported_model = upstream_model
         input_tokens: int | None = None
         output_tokens: int | None = None
+        cached = 0
         try:
             async for chunk in response:
                 reported_model = chunk.model or reported_model
                 if chunk.usage is not None:
                     input_tokens = chunk.usage.prompt_tokens
                     output_tokens = chunk.usage.completion_tokens
+                    details = chunk.usage.prompt_tokens_details
+                    cached = (details.cached_tokens or 0) if details else 0
                 for choice in chunk.choices[:1]:
                     if choice.delta.content:
                         yield TextChunk(choice.delta.content)
                     if choice.finish_reason is not None:
                         finish = _FINISH.get(choice.finish_reason, "stop")
         except (openai.APIError, httpx2.HTTPError) as exc:
-            raise translate_openai_error(exc, mid_stream=True) from None
+            raise translate_sdk_error(exc, mid_stream=True) from None
         finally:
             # Closing the HTTP response is what makes the upstream stop generating.
             await response.close()
@@ -87,32 +90,4 @@ class OpenAIProvider:
             raise ProviderError(
                 "upstream_error", "The model's stream ended before it finished.", retryable=True
             )
-        yield StreamEnd(finish, reported_model, input_tokens, output_tokens)
-
-
-def translate_openai_error(exc: Exception, *, mid_stream: bool = False) -> ProviderError:
-    """Map an SDK or transport error to a stable code; the provider's text is dropped."""
-    if mid_stream and isinstance(exc, httpx2.HTTPError | openai.APIConnectionError):
-        return ProviderError("upstream_error", "The model's stream broke off.", retryable=True)
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return ProviderError("timeout", "The model did not answer in time.", retryable=True)
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        return ProviderError("upstream_unavailable", "The model is unreachable.", retryable=True)
-    if isinstance(exc, openai.RateLimitError):
-        return ProviderError(
-            "rate_limited", "The model is rate limited; try again soon.", retryable=True
-        )
-    if isinstance(exc, openai.BadRequestError):
-        text = str(exc).lower()
-        if "context" in text and ("length" in text or "window" in text or "exceed" in text):
-            return ProviderError(
-                "context_length_exceeded", "The conversation is too long for this model."
-            )
-        return ProviderError("invalid_request", "The model rejected the request.")
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ProviderError("upstream_error", "The gateway could not authenticate upstream.")
-    if isinstance(exc, openai.NotFoundError):
-        return ProviderError("upstream_error", "The upstream model does not exist.")
-    if isinstance(exc, openai.InternalServerError):
-        return ProviderError("upstream_unavailable", "The model failed; try again.", retryable=True)
-    return ProviderError("upstream_error", "The model failed.", retryable=True)
+        yield StreamEnd(finish, reported_model, input_tokens, output_tokens, cached)

@@ -1,0 +1,30 @@
+"""What the gateway needs from the model catalog: which models exist and their limits."""
+
+from __future__ import annotations
+
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import ApiError
+from services.runtime.catalog import Catalog, ModelEntry
+
+__all__ = ["chat_model", "deadline_s", "default_chat_model"]
+
+
+def chat_model(catalog: Catalog, name: str) -> ModelEntry:
+    """The catalog entry for a model clients may chat with, or 404 model_not_found."""
+    entry = catalog.get(name)
+    if entry is None or entry.role != "chat":
+        raise ApiError(
+            404,
+            f"The model '{name}' does not exist; GET /v1/models lists the models.",
+            "model_not_found",
+            "model",
+        )
+    return entry
+
+
+def default_chat_model(catalog: Catalog) -> ModelEntry:
+    return catalog.chat_models()[0]
+
+
+def deadline_s(entry: ModelEntry, settings: GatewaySettings) -> float:
+    return entry.deadline_s or settings.request_deadline_s

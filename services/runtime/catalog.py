@@ -1,0 +1,174 @@
+"""The model catalog: public model names, where each is served, what it costs.
+
+One TOML file, read by the gateway (which models exist, their limits) and the
+generator (how to reach them). `${VAR}` in a base_url is taken from the
+environment, so one file serves every deployment. A catalog that cannot be
+right refuses to load, with a message naming the line at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["DEFAULT_CATALOG", "Catalog", "CatalogError", "ModelEntry", "load_catalog"]
+
+DEFAULT_CATALOG = Path(__file__).with_name("default_catalog.toml")
+
+Provider = Literal["openai", "anthropic", "openai-compatible"]
+
+_DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class CatalogError(ValueError):
+    """The catalog is wrong; the message names the file and line."""
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    provider: Provider
+    upstream_model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    price_input_per_mtok: float = Field(default=0.0, ge=0)
+    price_output_per_mtok: float = Field(default=0.0, ge=0)
+    context_window: int = Field(default=8192, ge=256)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    fallbacks: tuple[str, ...] = ()
+    role: Literal["chat", "utility"] = "chat"
+    deadline_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _openai_compatible_needs_a_url(self) -> ModelEntry:
+        if self.provider == "openai-compatible" and not self.base_url:
+            raise ValueError("an openai-compatible model needs a base_url")
+        return self
+
+    def resolved_base_url(self, env: Mapping[str, str]) -> str:
+        url = self.base_url or _DEFAULT_BASE_URLS[self.provider]
+
+        def lookup(found: re.Match[str]) -> str:
+            name = found.group(1)
+            if name not in env:
+                raise CatalogError(f"model '{self.name}': base_url needs ${{{name}}}, not set")
+            return env[name]
+
+        return _VAR.sub(lookup, url)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.price_input_per_mtok + output_tokens * self.price_output_per_mtok
+        ) / 1_000_000
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    models: dict[str, ModelEntry]
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self.models.get(name)
+
+    def chat_models(self) -> list[ModelEntry]:
+        return [m for m in self.models.values() if m.role == "chat"]
+
+    def utility_model(self) -> ModelEntry | None:
+        return next((m for m in self.models.values() if m.role == "utility"), None)
+
+    def check_keys(self, env: Mapping[str, str]) -> None:
+        """Every key a model needs is set (run where the keys are used: the generator)."""
+        for model in self.models.values():
+            if model.api_key_env and not env.get(model.api_key_env):
+                raise CatalogError(
+                    f"model '{model.name}' needs its key in ${model.api_key_env}, which is not set"
+                )
+
+
+def _line_of(text: str, name: str, key: str | None = None) -> int:
+    """The line of `key` in the [models.<name>] table (of the table itself if absent)."""
+    header = re.compile(rf'^\s*\[\s*models\.(?:"{re.escape(name)}"|{re.escape(name)})\s*\]')
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines, 1) if header.match(line)), 1)
+    if key is not None:
+        for number in range(start + 1, len(lines) + 1):
+            line = lines[number - 1]
+            if line.lstrip().startswith("["):
+                break
+            if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return number
+    return start
+
+
+def parse_catalog(text: str, source: str = "catalog") -> Catalog:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: {exc}") from None
+    tables = raw.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise CatalogError(f"{source}:1: no [models.<name>] tables")
+    models: dict[str, ModelEntry] = {}
+    for name, table in tables.items():
+        where = f"{source}:{_line_of(text, name)}"
+        if not isinstance(table, dict):
+            raise CatalogError(f"{where}: models.{name} must be a table")
+        try:
+            models[name] = ModelEntry(name=name, **table)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or name
+            key = str(first["loc"][0]) if first["loc"] else None
+            where = f"{source}:{_line_of(text, name, key)}"
+            raise CatalogError(f"{where}: model '{name}': {field}: {first['msg']}") from None
+    for entry in models.values():
+        where = f"{source}:{_line_of(text, entry.name)}"
+        where = f"{source}:{_line_of(text, entry.name, 'fallbacks')}"
+        for fallback in entry.fallbacks:
+            if fallback not in models:
+                raise CatalogError(f"{where}: model '{entry.name}': unknown fallback '{fallback}'")
+        cycle = _cycle_from(entry.name, models)
+        if cycle:
+            raise CatalogError(f"{where}: fallback cycle {' -> '.join(cycle)}")
+    return Catalog(models=models)
+
+
+def _cycle_from(start: str, models: dict[str, ModelEntry]) -> list[str] | None:
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        path.append(name)
+        for nxt in models[name].fallbacks:
+            if (found := visit(nxt)) is not None:
+                return found
+        path.pop()
+        return None
+
+    return visit(start)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    chosen = path or DEFAULT_CATALOG
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{chosen}: cannot read the catalog ({exc.strerror})") from None
+    return parse_catalog(text, str(chosen))
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for resolving base URLs and keys (read here only)."""
+    return os.environ
