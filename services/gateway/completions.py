@@ -108,8 +108,9 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
             elif isinstance(item, TurnUsage):
                 usage = item
             elif isinstance(item, TurnCompleted):
+                # item.model names the model that answered, after any failover.
                 return completion_body(
-                    completion_id(turn), turn.model, "".join(parts), item.finish_reason, usage
+                    completion_id(turn), item.model, "".join(parts), item.finish_reason, usage
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

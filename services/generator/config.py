@@ -23,6 +23,12 @@ class GeneratorSettings(BaseSettings):
         description="Model catalog (TOML); the packaged default runs on the local model",
     )
     upstream_timeout_s: float = Field(default=60.0, gt=0)
+    retry_attempts: int = Field(default=3, ge=1, description="Tries per model before failover")
+    retry_budget_s: float = Field(default=20.0, ge=0)
+    breaker_window_s: float = Field(default=30.0, gt=0)
+    breaker_min_calls: int = Field(default=5, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
     ack_wait_s: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=3, ge=1)

@@ -10,10 +10,12 @@ import httpx2
 from contracts import ChatRequest
 from contracts.subjects import CHAT_REQUEST_SUBJECT, CONTROL_SUBJECTS, REQUESTS_STREAM
 from services.generator.adapters.nats_sink import NatsEventSink
-from services.generator.adapters.router import build_router
+from services.generator.adapters.router import build_providers
+from services.generator.breaker import BreakerConfig
 from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
 from services.generator.handlers import chat_request_handler, control_handler
+from services.generator.resilience import ResilientProvider, RetryPolicy
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, environment, load_catalog
 from services.runtime.lifecycle import run_service, until_stopped
@@ -36,7 +38,17 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         ),
         timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
     )
-    router = build_router(catalog, environment(), http_client, settings.upstream_timeout_s)
+    provider = ResilientProvider(
+        build_providers(catalog, environment(), http_client, settings.upstream_timeout_s),
+        catalog,
+        RetryPolicy(attempts=settings.retry_attempts, budget_s=settings.retry_budget_s),
+        BreakerConfig(
+            window_s=settings.breaker_window_s,
+            min_calls=settings.breaker_min_calls,
+            failure_rate=settings.breaker_failure_rate,
+            cooldown_s=settings.breaker_cooldown_s,
+        ),
+    )
     cancels = CancelRegistry()
     control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(
@@ -50,7 +62,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             max_deliver=settings.max_deliver,
         ),
         ChatRequest.model_validate_json,
-        chat_request_handler(router, NatsEventSink(bus), cancels),
+        chat_request_handler(provider, NatsEventSink(bus), cancels),
     )
     running = asyncio.create_task(worker.run())
     log.info("generator ready", extra={"models": sorted(catalog.models)})

@@ -25,6 +25,8 @@ class StreamEnd:
     input_tokens: int | None
     output_tokens: int | None
     cached_input_tokens: int = 0
+    served_by: str | None = None
+    """The catalog model that answered, when failover chose another than requested."""
 
 
 class ModelProvider(Protocol):

@@ -82,6 +82,14 @@ async def generate_turn(
         failure = exc
     except TimeoutError:
         failure = ProviderError("timeout", "The model did not finish before the deadline.")
+    except Exception as exc:
+        # Whatever broke (a malformed chunk, an SDK surprise), the turn must still
+        # end with a final event, or its client would wait until the deadline.
+        log.error(
+            "provider raised an unexpected error",
+            extra={"turn_id": request.turn_id, "error_type": type(exc).__name__},
+        )
+        failure = ProviderError("upstream_error", "The model failed.")
     except asyncio.CancelledError:
         if not was_cancelled():
             raise
@@ -106,8 +114,9 @@ async def generate_turn(
         )
         return
     finish = "cancelled" if cancelled or end is None else end.finish_reason
+    served_by = (end.served_by if end else None) or request.model
     await sink.emit_final(
-        request, TurnCompleted(**envelope(), model=request.model, finish_reason=finish)
+        request, TurnCompleted(**envelope(), model=served_by, finish_reason=finish)
     )
 
 
@@ -121,7 +130,7 @@ def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str
     """Exact counts when the provider gave them; else the relayed chunks, marked estimated."""
     if end is not None and end.input_tokens is not None and end.output_tokens is not None:
         return {
-            "model": request.model,
+            "model": end.served_by or request.model,
             "provider_model": end.provider_model,
             "input_tokens": end.input_tokens,
             "output_tokens": end.output_tokens,

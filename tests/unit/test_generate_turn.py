@@ -201,3 +201,21 @@ def test_the_cancel_registry_forgets_old_turns() -> None:
     assert not cancels.is_cancelled("a")
     assert cancels.is_cancelled("b")
     assert cancels.is_cancelled("c")
+
+
+class ExplodingProvider:
+    def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[TextChunk | StreamEnd]:
+        yield TextChunk("a")
+        raise ValueError("Expecting value: line 1 column 2 (char 1) sk-SECRET")
+
+
+async def test_an_unexpected_provider_error_still_ends_the_turn_cleanly() -> None:
+    sink = RecordingSink()
+    await generate_turn(a_request(), 1, ExplodingProvider(), sink)
+    last = sink.events[-1][1]
+    assert isinstance(last, TurnFailed)
+    assert last.code == "upstream_error"
+    assert "SECRET" not in last.message

@@ -1,32 +1,19 @@
-"""One ModelProvider per catalog entry, chosen by the request's public model name."""
+"""One ModelProvider per catalog entry, each on its provider's official SDK."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import httpx2
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
-from contracts import ChatRequest
 from services.generator.adapters.anthropic_provider import AnthropicProvider
 from services.generator.adapters.openai_provider import OpenAIProvider
-from services.generator.errors import ProviderError
-from services.generator.ports import ModelProvider, StreamEnd, TextChunk
+from services.generator.ports import ModelProvider
 from services.runtime.catalog import Catalog, ModelEntry
 
-__all__ = ["ProviderRouter", "build_router"]
-
-
-class ProviderRouter:
-    def __init__(self, providers: Mapping[str, ModelProvider]) -> None:
-        self._providers = providers
-
-    def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
-        provider = self._providers.get(request.model)
-        if provider is None:
-            raise ProviderError("invalid_request", f"The model '{request.model}' is not served.")
-        return provider.stream(request)
+__all__ = ["build_providers"]
 
 
 def _provider(
@@ -47,9 +34,7 @@ def _provider(
     return OpenAIProvider(openai_client, entry.upstream_model)
 
 
-def build_router(
+def build_providers(
     catalog: Catalog, env: Mapping[str, str], http: httpx2.AsyncClient, timeout_s: float
-) -> ProviderRouter:
-    return ProviderRouter(
-        {name: _provider(entry, env, http, timeout_s) for name, entry in catalog.models.items()}
-    )
+) -> dict[str, ModelProvider]:
+    return {name: _provider(entry, env, http, timeout_s) for name, entry in catalog.models.items()}

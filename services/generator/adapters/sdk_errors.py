@@ -28,8 +28,20 @@ def translate_sdk_error(exc: Exception, *, mid_stream: bool = False) -> Provider
     if isinstance(exc, _CONNECTION):
         return ProviderError("upstream_unavailable", "The model is unreachable.", retryable=True)
     if isinstance(exc, _STATUS):
-        return _by_status(exc.status_code, str(exc))
+        error = _by_status(exc.status_code, str(exc))
+        error.retry_after_s = _retry_after(exc.response.headers.get("retry-after"))
+        return error
     return ProviderError("upstream_error", "The model failed.", retryable=True)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; the HTTP-date form is rare upstream and ignored."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def _by_status(status: int, text: str) -> ProviderError:

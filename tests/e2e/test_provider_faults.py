@@ -1,0 +1,167 @@
+"""Upstream faults through the real stack: retries, breaker, failover, clean errors.
+
+The faulty model is served by a scripted local upstream speaking OpenAI's wire
+format; its fallback is the real local model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from contracts import TurnCompleted, parse_turn_event
+from contracts.subjects import TURNS_STREAM, turn_filter
+from tests.faults.upstream import FaultyUpstream, running_upstream
+from tests.support import Stack, running_stack
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "sk-live-SECRET-123 at internal-host-10.0.0.7"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FaultyUpstream]:
+    with running_upstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fault_stack(
+    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    state = Path(tmp_path_factory.mktemp("faults"))
+    catalog = state / "catalog.toml"
+    catalog.write_text(
+        f"""
+[models.flaky]
+provider = "openai-compatible"
+base_url = "{upstream.base_url}"
+upstream_model = "flaky"
+fallbacks = ["smollm2-135m"]
+
+[models."smollm2-135m"]
+provider = "openai-compatible"
+base_url = "${{TOKENBUS_LOCAL_MODEL_URL}}/v1"
+upstream_model = "smollm2-135m"
+context_window = 4096
+max_output_tokens = 2048
+"""
+    )
+    env = {
+        "TOKENBUS_GENERATOR_RETRY_ATTEMPTS": "2",
+        "TOKENBUS_GENERATOR_BREAKER_MIN_CALLS": "3",
+        "TOKENBUS_GENERATOR_BREAKER_COOLDOWN_S": "300",
+    }
+    with running_stack(state, "--catalog", str(catalog), env=env) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def http(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fault_stack.gateway_url, timeout=60) as client:
+        yield client
+
+
+def ask(stream: bool = False) -> dict[str, object]:
+    return {
+        "model": "flaky",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 8,
+        "stream": stream,
+    }
+
+
+async def final_event(stack: Stack, turn_id: str) -> TurnCompleted:
+    nc = await nats.connect(stack.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(
+            turn_filter(turn_id, turn_id),
+            stream=TURNS_STREAM,
+            ordered_consumer=True,
+        )
+        while True:
+            event = parse_turn_event((await sub.next_msg(timeout=10)).data)
+            if isinstance(event, TurnCompleted):
+                return event
+    finally:
+        await nc.close()
+
+
+async def test_a_429_with_retry_after_is_retried_and_succeeds(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.play({"kind": "status", "status": 429, "retry_after": 1}, {"kind": "ok"})
+    before = upstream.requests
+    response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"].startswith("tok0 tok1")
+    assert response.json()["model"] == "flaky"
+    assert upstream.requests - before == 2
+
+
+async def test_a_400_is_not_retried_and_the_provider_text_never_reaches_the_client(
+    upstream: FaultyUpstream, http: httpx.AsyncClient, fault_stack: Stack
+) -> None:
+    upstream.play({"kind": "status", "status": 400, "message": SECRET})
+    before = upstream.requests
+    response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert upstream.requests - before == 1
+    assert "SECRET" not in response.text
+    assert "Traceback" not in response.text
+    for service in ("gateway", "generator"):
+        log = fault_stack.log(service)
+        assert "SECRET" not in log
+        assert "Traceback" not in log
+
+
+async def test_a_stream_reset_mid_way_ends_with_an_error_not_done(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.play({"kind": "reset_after", "tokens": 3})
+    async with http.stream("POST", "/v1/chat/completions", json=ask(stream=True)) as response:
+        lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+    assert "data: [DONE]" not in lines
+    error = json.loads(lines[-1][len("data: ") :])["error"]
+    assert error["code"] == "upstream_error"
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or ""
+        for c in (json.loads(line[6:]) for line in lines[:-1])
+        if c.get("choices")
+    )
+    assert text == "tok0 tok1 tok2 "
+
+
+async def test_a_malformed_chunk_ends_with_a_clean_error(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.play({"kind": "malformed"}, {"kind": "malformed"}, {"kind": "malformed"})
+    response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code in {502, 503}
+    assert "not json" not in response.text
+
+
+async def test_an_open_breaker_fails_over_to_the_fallback_without_trying_the_upstream(
+    upstream: FaultyUpstream, http: httpx.AsyncClient, fault_stack: Stack
+) -> None:
+    upstream.play(*[{"kind": "status", "status": 503}] * 10)
+    for _ in range(2):  # failures pile up until the breaker opens; each turn fails over
+        response = await http.post("/v1/chat/completions", json=ask())
+        assert response.status_code == 200
+        assert response.json()["model"] == "smollm2-135m"
+    tried = upstream.requests
+
+    response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 200
+    assert upstream.requests == tried  # the open breaker kept the turn off the upstream
+    body = response.json()
+    assert body["model"] == "smollm2-135m"
+    assert body["choices"][0]["message"]["content"]
+    turn_id = body["id"].removeprefix("chatcmpl-")
+    assert (await final_event(fault_stack, turn_id)).model == "smollm2-135m"
