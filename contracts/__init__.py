@@ -11,6 +11,7 @@ from contracts.events import (
     TurnEventBase,
     TurnFailed,
     TurnUsage,
+    parse_final_turn_event,
     parse_turn_event,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "TurnFailed",
     "TurnUsage",
     "new_id",
+    "parse_final_turn_event",
     "parse_turn_event",
     "utc_now",
 ]

@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from contracts.base import BusMessage, Token
 
 __all__ = [
+    "FinalTurnEvent",
     "FinishReason",
     "TurnCompleted",
     "TurnDelta",
@@ -21,6 +22,7 @@ __all__ = [
     "TurnEventBase",
     "TurnFailed",
     "TurnUsage",
+    "parse_final_turn_event",
     "parse_turn_event",
 ]
 
@@ -84,9 +86,17 @@ TurnEvent = Annotated[
     TurnDelta | TurnUsage | TurnCompleted | TurnFailed, Field(discriminator="type")
 ]
 
+FinalTurnEvent = Annotated[TurnCompleted | TurnFailed, Field(discriminator="type")]
+
 _turn_event_adapter: TypeAdapter[TurnEvent] = TypeAdapter(TurnEvent)
+_final_event_adapter: TypeAdapter[FinalTurnEvent] = TypeAdapter(FinalTurnEvent)
 
 
 def parse_turn_event(data: bytes | str) -> TurnDelta | TurnUsage | TurnCompleted | TurnFailed:
     """Decode any turn event; raises pydantic.ValidationError on bad input."""
     return _turn_event_adapter.validate_json(data)
+
+
+def parse_final_turn_event(data: bytes | str) -> TurnCompleted | TurnFailed:
+    """Decode a turn's last event; anything else is a ValidationError."""
+    return _final_event_adapter.validate_json(data)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import TurnCompleted, TurnFailed, parse_turn_event
+from contracts import parse_final_turn_event
 from contracts.subjects import (
     CONVERSATIONS_BUCKET,
     IDEMPOTENCY_BUCKET,
@@ -24,23 +24,17 @@ from services.gateway.conversations.recorder import turn_recorder
 from services.gateway.conversations.store import KvConversationStore
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyKeys
+from services.gateway.jobs import BackgroundJobs
 from services.gateway.relay import TurnRelay
-from services.gateway.routes import chat, conversations, health, models
+from services.gateway.routes import chat, conversations, health, jobs, models
 from services.gateway.state import GatewayState
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
 from services.runtime.logs import configure_logging
 from services.runtime.topology import ensure_streams
-from services.runtime.worker import JetStreamWorker, Poison, WorkerConfig
+from services.runtime.worker import JetStreamWorker, WorkerConfig
 
 log = logging.getLogger("tokenbus.gateway")
-
-
-def parse_final_event(data: bytes) -> TurnCompleted | TurnFailed:
-    event = parse_turn_event(data)
-    if not isinstance(event, TurnCompleted | TurnFailed):
-        raise Poison(f"expected a final turn event, got {event.type}")
-    return event
 
 
 def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
@@ -58,12 +52,13 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
                 subjects=(turn_kind_filter("completed"), turn_kind_filter("failed")),
                 durable="conversations",
             ),
-            parse_final_event,
+            parse_final_turn_event,
             turn_recorder(bus, store),
         )
         recording = asyncio.create_task(recorder.run())
         queue = QueueMonitor(bus, settings.max_queue_age_s)
         queue.start()
+        background_jobs = await BackgroundJobs.start(bus)
         app.state.gateway = GatewayState(
             settings=settings,
             catalog=catalog,
@@ -72,11 +67,13 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
             conversations=store,
             idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
             queue=queue,
+            jobs=background_jobs.store,
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:
             yield
         finally:
+            await background_jobs.stop()
             await queue.stop()
             recorder.stop()
             await recording
@@ -86,7 +83,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
     app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (chat, conversations, models, health):
+    for module in (chat, conversations, jobs, models, health):
         app.include_router(module.router)
     return app
 

@@ -11,6 +11,7 @@ from services.gateway.backpressure import QueueMonitor
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.idempotency import IdempotencyKeys
+from services.gateway.jobs.store import JobStore
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
@@ -27,6 +28,7 @@ class GatewayState:
     conversations: ConversationStore
     idempotency: IdempotencyKeys
     queue: QueueMonitor
+    jobs: JobStore
 
 
 def _state(request: Request) -> GatewayState:

@@ -60,7 +60,9 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
 
 
 def bucket_configs(
-    idempotency_window_s: float = 24 * HOUR, replicas: int = 1
+    idempotency_window_s: float = 24 * HOUR,
+    replay_window_s: float = 24 * HOUR,
+    replicas: int = 1,
 ) -> list[KeyValueConfig]:
     return [
         KeyValueConfig(
@@ -79,7 +81,8 @@ def bucket_configs(
         KeyValueConfig(
             bucket=JOBS_BUCKET,
             description="Background jobs: request, webhook, status",
-            ttl=7 * 24 * HOUR,
+            # A job's status is read from its turn's events: keep both as long.
+            ttl=replay_window_s,
             storage=StorageType.FILE,
             replicas=replicas,
         ),
@@ -100,7 +103,7 @@ async def ensure_streams(js: JetStreamContext, replay_window_s: float = 24 * HOU
                 await js.update_stream(config)
         else:
             await js.update_stream(config)
-    for bucket in bucket_configs():
+    for bucket in bucket_configs(replay_window_s=replay_window_s):
         try:
             await js.create_key_value(bucket)
         except BadRequestError:

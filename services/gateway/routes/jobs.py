@@ -1,0 +1,37 @@
+"""POST /v1/jobs runs a completion with no client attached; GET /v1/jobs/{id} tells how it went."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from contracts import new_id, utc_now
+from services.gateway.completions import to_chat_request
+from services.gateway.jobs.models import NewJob
+from services.gateway.jobs.service import job_status, submit_job
+from services.gateway.jobs.status import job_view
+from services.gateway.state import State
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+RequestId = Annotated[
+    str | None, Header(alias="X-Request-ID", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+@router.post("", status_code=202, response_model=None)
+async def create(body: NewJob, state: State, x_request_id: RequestId = None) -> JSONResponse:
+    request = to_chat_request(body, state.settings, state.catalog, x_request_id or new_id())
+    state.queue.check()
+    webhook_url = None if body.webhook_url is None else str(body.webhook_url)
+    job = await submit_job(state.bus, state.jobs, request, webhook_url)
+    return JSONResponse(
+        job_view(job, [], utc_now()), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+    )
+
+
+@router.get("/{job_id}")
+async def read(job_id: str, state: State) -> dict[str, Any]:
+    return await job_status(state.bus, state.jobs, job_id)
