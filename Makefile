@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck pytest bench bench-quick schemas clean
+.PHONY: run test install lint typecheck pytest bench bench-quick bench-install schemas clean
 
 run: install
 	$(BIN)/tokenbus up
@@ -33,6 +33,23 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+# LiteLLM, the peer we compare with, in a venv of its own: its pins clash with ours.
+# 1.108+ needs a certifi newer than the package index has; 1.107.0 was compromised.
+LITELLM := bench/.venv-litellm/bin/litellm
+
+$(LITELLM):
+	$(PYTHON) -m venv bench/.venv-litellm
+	bench/.venv-litellm/bin/python -m pip install --quiet "litellm[proxy]<1.107"
+
+bench-install: install $(LITELLM)
+	$(BIN)/python -m pip install --quiet -e ".[dev,local-model,bench]"
+
+bench: bench-install
+	$(BIN)/python -m bench run
+
+bench-quick: bench-install
+	$(BIN)/python -m bench run --quick
 
 schemas: install
 	$(BIN)/python -m contracts.schema docs/schemas

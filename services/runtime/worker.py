@@ -114,6 +114,7 @@ class JetStreamWorker(Generic[T]):
         sub = await self._js.pull_subscribe(
             c.subjects[0], durable=c.durable, stream=c.stream, config=self.consumer_config()
         )
+        busy = False
         try:
             while not self._stopping.is_set():
                 free = c.max_in_flight - len(self._tasks)
@@ -121,14 +122,21 @@ class JetStreamWorker(Generic[T]):
                     self._capacity.clear()
                     await self._capacity.wait()
                     continue
+                # With nothing queued, nats-py's fetch waits to fill the whole batch
+                # (up to the timeout), which would hold the first request of a burst
+                # for a second. So: one message while idle (returned the moment it
+                # arrives), then, while busy, whatever is already queued, at once.
+                batch = min(free, _MAX_BATCH) if busy else 1
                 try:
-                    msgs = await sub.fetch(batch=min(free, _MAX_BATCH), timeout=1.0)
+                    msgs = await sub.fetch(batch=batch, timeout=1.0)
                 except (FetchTimeoutError, TimeoutError):
+                    busy = False
                     continue
                 except Exception as exc:
                     log.warning("fetch failed", extra={"error_type": type(exc).__name__})
                     await asyncio.sleep(0.5)
                     continue
+                busy = bool(msgs)
                 for msg in msgs:
                     self._spawn(msg)
         finally:

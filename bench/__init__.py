@@ -1,0 +1,1 @@
+"""The benchmark harness: tokenbus against a direct upstream and a LiteLLM proxy."""
