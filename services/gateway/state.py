@@ -31,7 +31,9 @@ class GatewayState:
     jobs: JobStore
 
 
-def _state(request: Request) -> GatewayState:
+async def _state(request: Request) -> GatewayState:
+    # async on purpose: FastAPI runs a plain-def dependency in its threadpool,
+    # a thread hop on every request.
     state: GatewayState = request.app.state.gateway
     return state
 
