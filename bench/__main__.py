@@ -74,9 +74,17 @@ async def run(mode: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("command", choices=["run"])
+    parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--quick", action="store_true", help="a run under 3 minutes")
+    parser.add_argument("--results", type=Path, help="with report: the run's JSON file")
     args = parser.parse_args()
+    if args.command == "report":
+        # Rewrite BENCHMARKS.md from a saved run, e.g. after editing bench/NOTES.md.
+        saved = args.results or max(RESULTS.glob("*.json"))
+        result = json.loads(saved.read_text())
+        result["notes"] = NOTES.read_text() if NOTES.exists() else ""
+        write_report(result, RESULTS, ROOT / "BENCHMARKS.md", saved.name)
+        return
     mode = "quick" if args.quick else "full"
     result = asyncio.run(run(mode))
     result["notes"] = NOTES.read_text() if NOTES.exists() else ""

@@ -37,6 +37,7 @@ def _plots(run: dict[str, Any], out: Path) -> list[str]:
             ax.plot(levels, ys, style, label=f"{route} {key[5:8]}")
     ax.set_xscale("log")
     ax.set_xlabel("concurrent streams")
+    ax.set_yscale("symlog", linthresh=10)
     ax.set_ylabel("added TTFT over direct (ms)")
     ax.legend()
     ax.grid(alpha=0.3)

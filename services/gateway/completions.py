@@ -21,7 +21,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
-from services.gateway.service import Heartbeat, Reset, TurnFeed, TurnRef
+from services.gateway.service import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
@@ -97,20 +97,18 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
 
 async def collect_completion(events: TurnFeed) -> dict[str, Any]:
     turn = events.turn
-    parts: list[str] = []
-    usage: TurnUsage | None = None
+    transcript = TurnTranscript()
     try:
         async for item in events:
-            if isinstance(item, Reset):
-                parts.clear()
-            elif isinstance(item, TurnDelta):
-                parts.append(item.text)
-            elif isinstance(item, TurnUsage):
-                usage = item
-            elif isinstance(item, TurnCompleted):
+            transcript.add(item)
+            if isinstance(item, TurnCompleted):
                 # item.model names the model that answered, after any failover.
                 return completion_body(
-                    completion_id(turn), item.model, "".join(parts), item.finish_reason, usage
+                    completion_id(turn),
+                    item.model,
+                    transcript.text,
+                    item.finish_reason,
+                    transcript.usage,
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

@@ -34,6 +34,9 @@ __all__ = [
     "TurnFeed",
     "TurnItem",
     "TurnRef",
+    "TurnTranscript",
+    "bus_unavailable",
+    "publish_request",
     "start_turn",
 ]
 
@@ -59,6 +62,27 @@ TurnEvent = TurnDelta | TurnUsage | TurnCompleted | TurnFailed
 TurnItem = TurnEvent | Heartbeat | Reset
 EventPosition = tuple[int, int]
 """(attempt, seq): every event of a later attempt comes after all of an earlier one."""
+
+
+class TurnTranscript:
+    """A turn's text and usage as its items arrive; a reset drops what came before."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.usage: TurnUsage | None = None
+
+    def add(self, item: TurnItem) -> None:
+        if isinstance(item, Reset):
+            self._parts.clear()
+            self.usage = None
+        elif isinstance(item, TurnDelta):
+            self._parts.append(item.text)
+        elif isinstance(item, TurnUsage):
+            self.usage = item
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
 
 
 class TurnCursor:
@@ -196,6 +220,30 @@ class TurnEvents:
         )
 
 
+def bus_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "The gateway cannot queue requests right now; try again shortly.",
+        "bus_unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def publish_request(bus: Bus, request: ChatRequest) -> None:
+    """Queue the request for a generator; 503 if the bus refuses it."""
+    try:
+        await bus.js.publish(
+            CHAT_REQUEST_SUBJECT,
+            request.model_dump_json().encode(),
+            timeout=_PUBLISH_TIMEOUT_S,
+            # The turn id as message id: a repeated publish is dropped by JetStream.
+            headers={"Nats-Msg-Id": request.turn_id},
+        )
+    except Exception as exc:
+        log.warning("publish failed", extra={"error_type": type(exc).__name__})
+        raise bus_unavailable() from None
+
+
 async def start_turn(
     bus: Bus,
     relay: TurnRelay,
@@ -209,19 +257,8 @@ async def start_turn(
     """
     events = TurnEvents(bus, relay, request, heartbeat_s, cancel_grace_s)
     try:
-        await bus.js.publish(
-            CHAT_REQUEST_SUBJECT,
-            request.model_dump_json().encode(),
-            timeout=_PUBLISH_TIMEOUT_S,
-            headers={"Nats-Msg-Id": request.turn_id},
-        )
-    except Exception as exc:
+        await publish_request(bus, request)
+    except ApiError:
         events.forget()
-        log.warning("publish failed", extra={"error_type": type(exc).__name__})
-        raise ApiError(
-            503,
-            "The gateway cannot queue requests right now; try again shortly.",
-            "bus_unavailable",
-            headers={"Retry-After": "1"},
-        ) from None
+        raise
     return events

@@ -19,6 +19,7 @@ class Bus:
     def __init__(self, nc: Client, js: JetStreamContext) -> None:
         self.nc = nc
         self.js = js
+        self.closing = False
 
     @property
     def connected(self) -> bool:
@@ -26,6 +27,7 @@ class Bus:
 
     async def close(self) -> None:
         """Drain so in-flight publishes and acks reach the server before exit."""
+        self.closing = True
         if self.nc.is_closed:
             return
         try:
@@ -36,11 +38,14 @@ class Bus:
 
 
 async def connect(url: str, name: str) -> Bus:
+    bus: Bus | None = None
+
     async def on_error(exc: Exception) -> None:
         log.warning("bus error", extra={"error_type": type(exc).__name__})
 
     async def on_disconnected() -> None:
-        log.warning("bus disconnected")
+        if bus is None or not bus.closing:  # a drain at shutdown is no news
+            log.warning("bus disconnected")
 
     async def on_reconnected() -> None:
         log.info("bus reconnected")
@@ -54,4 +59,5 @@ async def connect(url: str, name: str) -> Bus:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
     )
-    return Bus(nc, nc.jetstream())
+    bus = Bus(nc, nc.jetstream())
+    return bus

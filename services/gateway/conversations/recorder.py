@@ -7,7 +7,7 @@ text, and an answer is recorded even if its client and its gateway are gone.
 
 from __future__ import annotations
 
-from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import TurnCompleted, TurnFailed
 from services.gateway.conversations.models import (
     Conversation,
     MessageStatus,
@@ -16,7 +16,7 @@ from services.gateway.conversations.models import (
 )
 from services.gateway.conversations.store import ConversationStore, Unchanged
 from services.gateway.replay import replay_turn
-from services.gateway.service import Reset
+from services.gateway.service import TurnTranscript
 from services.runtime.bus import Bus
 from services.runtime.worker import Delivery, Handler
 
@@ -68,16 +68,15 @@ def _status(final: TurnCompleted | TurnFailed) -> MessageStatus:
 
 
 async def _read_back(bus: Bus, final: TurnCompleted | TurnFailed) -> tuple[str, TokenCounts | None]:
-    parts: list[str] = []
-    usage: TokenCounts | None = None
+    transcript = TurnTranscript()
     async for item in replay_turn(
         bus, final.conversation_id, final.turn_id, patience_s=_READ_BACK_PATIENCE_S
     ):
-        if isinstance(item, Reset):
-            parts.clear()
-            usage = None
-        elif isinstance(item, TurnDelta):
-            parts.append(item.text)
-        elif isinstance(item, TurnUsage):
-            usage = TokenCounts(input_tokens=item.input_tokens, output_tokens=item.output_tokens)
-    return "".join(parts), usage
+        transcript.add(item)
+    usage = transcript.usage
+    counts = (
+        None
+        if usage is None
+        else TokenCounts(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+    )
+    return transcript.text, counts

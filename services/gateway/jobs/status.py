@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.openai_wire import completion_body
-from services.gateway.service import Reset, TurnCursor, TurnEvent
+from services.gateway.service import TurnCursor, TurnEvent, TurnTranscript
 
 __all__ = ["JobError", "JobStatus", "TurnOutcome", "job_body", "job_view", "outcome_of"]
 
@@ -41,27 +41,21 @@ class TurnOutcome:
 def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
     """Fold events in stream order; the first final event decides, as for every reader."""
     cursor = TurnCursor()
-    parts: list[str] = []
-    usage: TurnUsage | None = None
+    transcript = TurnTranscript()
     started = False
     for event in events:
         for item in cursor.admit(event):
             started = True
-            if isinstance(item, Reset):
-                parts.clear()
-                usage = None
-            elif isinstance(item, TurnDelta):
-                parts.append(item.text)
-            elif isinstance(item, TurnUsage):
-                usage = item
-            elif isinstance(item, TurnFailed):
-                return TurnOutcome("failed", "".join(parts), usage, None, _error(item))
-            elif isinstance(item, TurnCompleted):
+            transcript.add(item)
+            if isinstance(item, TurnFailed):
+                return TurnOutcome("failed", transcript.text, transcript.usage, None, _error(item))
+            if isinstance(item, TurnCompleted):
                 status: JobStatus = (
                     "cancelled" if item.finish_reason == "cancelled" else "completed"
                 )
-                return TurnOutcome(status, "".join(parts), usage, item)
-    return TurnOutcome("running" if started else "queued", "".join(parts), usage)
+                return TurnOutcome(status, transcript.text, transcript.usage, item)
+    status = "running" if started else "queued"
+    return TurnOutcome(status, transcript.text, transcript.usage)
 
 
 def job_view(job: JobRecord, events: Iterable[TurnEvent], now: datetime) -> dict[str, Any]:
