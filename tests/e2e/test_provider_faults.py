@@ -44,6 +44,12 @@ base_url = "{upstream.base_url}"
 upstream_model = "flaky"
 fallbacks = ["smollm2-135m"]
 
+[models.sleepy]
+provider = "openai-compatible"
+base_url = "{upstream.base_url}"
+upstream_model = "sleepy"
+fallbacks = ["smollm2-135m"]
+
 [models."smollm2-135m"]
 provider = "openai-compatible"
 base_url = "${{TOKENBUS_LOCAL_MODEL_URL}}/v1"
@@ -53,6 +59,8 @@ max_output_tokens = 2048
 """
     )
     env = {
+        # A hung upstream is given up on after 4 s without a byte.
+        "TOKENBUS_GENERATOR_UPSTREAM_TIMEOUT_S": "4",
         "TOKENBUS_GENERATOR_RETRY_ATTEMPTS": "2",
         "TOKENBUS_GENERATOR_BREAKER_MIN_CALLS": "3",
         "TOKENBUS_GENERATOR_BREAKER_COOLDOWN_S": "300",
@@ -67,9 +75,9 @@ async def http(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def ask(stream: bool = False) -> dict[str, object]:
+def ask(stream: bool = False, model: str = "flaky") -> dict[str, object]:
     return {
-        "model": "flaky",
+        "model": model,
         "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": 8,
         "stream": stream,
@@ -90,6 +98,19 @@ async def final_event(stack: Stack, turn_id: str) -> TurnCompleted:
                 return event
     finally:
         await nc.close()
+
+
+async def test_an_upstream_that_hangs_before_the_first_token_is_failed_over(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    # Its own catalog entry, so its failures do not open the breaker the others use.
+    upstream.play({"kind": "hang"}, {"kind": "hang"})
+    before = upstream.requests
+    response = await http.post("/v1/chat/completions", json=ask(model="sleepy"))
+    assert response.status_code == 200
+    assert upstream.requests - before == 2  # tried, retried, then moved on
+    assert response.json()["model"] == "smollm2-135m"
+    assert response.json()["choices"][0]["message"]["content"]
 
 
 async def test_a_429_with_retry_after_is_retried_and_succeeds(
