@@ -23,6 +23,9 @@ __all__ = [
     "REQUESTS_STREAM",
     "TURNS_STREAM",
     "TURN_SUBJECTS",
+    "USAGE_MEASURES",
+    "USAGE_STREAM",
+    "USAGE_SUBJECTS",
     "EventKind",
     "attach_subject",
     "cancel_subject",
@@ -30,10 +33,12 @@ __all__ = [
     "deadletter_subject",
     "gateway_turns_filter",
     "parse_control_subject",
+    "parse_usage_counter_subject",
     "turn_event_subject",
     "turn_filter",
     "turn_id_from_subject",
     "turn_kind_filter",
+    "usage_counter_subject",
 ]
 
 PREFIX: Final = "tokenbus.v1"
@@ -43,6 +48,11 @@ CHAT_REQUEST_SUBJECT: Final = f"{PREFIX}.chat.request"
 
 TURNS_STREAM: Final = "TOKENBUS_TURNS"
 TURN_SUBJECTS: Final = f"{PREFIX}.turn.>"
+
+USAGE_STREAM: Final = "TOKENBUS_USAGE"
+USAGE_SUBJECTS: Final = f"{PREFIX}.usage.>"
+USAGE_MEASURES: Final = ("input_tokens", "output_tokens", "cached_input_tokens",
+                         "cost_micro_usd", "turns")  # fmt: skip
 
 # JetStream key-value buckets (small state; the streams above hold the history).
 CONVERSATIONS_BUCKET: Final = "TOKENBUS_CONVERSATIONS"
@@ -109,6 +119,20 @@ def parse_control_subject(subject: str) -> tuple[str, str]:
 def turn_kind_filter(kind: EventKind) -> str:
     """One kind of event across every turn, e.g. all usage events (for consumers)."""
     return f"{PREFIX}.turn.*.*.*.{kind}"
+
+
+def usage_counter_subject(day: str, model: str, purpose: str, measure: str) -> str:
+    """A running total on a JetStream counter: tokenbus.v1.usage.<day>.<model>.<purpose>.<measure>.
+
+    Model names may hold dots, which split subject tokens; `~` (never in a name) stands in.
+    """
+    return f"{PREFIX}.usage.{day}.{model.replace('.', '~')}.{purpose}.{measure}"
+
+
+def parse_usage_counter_subject(subject: str) -> tuple[str, str, str, str]:
+    """(day, model, purpose, measure) of a usage counter subject."""
+    day, model, purpose, measure = subject.split(".")[3:7]
+    return day, model.replace("~", "."), purpose, measure
 
 
 def deadletter_subject(consumer: str) -> str:

@@ -26,7 +26,7 @@ from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs import BackgroundJobs
 from services.gateway.relay import TurnRelay
-from services.gateway.routes import chat, conversations, health, jobs, models
+from services.gateway.routes import chat, conversations, health, jobs, models, usage
 from services.gateway.state import GatewayState
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
@@ -83,7 +83,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
     app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (chat, conversations, jobs, models, health):
+    for module in (chat, conversations, jobs, models, usage, health):
         app.include_router(module.router)
     return app
 

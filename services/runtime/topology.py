@@ -16,6 +16,8 @@ from contracts.subjects import (
     REQUESTS_STREAM,
     TURN_SUBJECTS,
     TURNS_STREAM,
+    USAGE_STREAM,
+    USAGE_SUBJECTS,
 )
 
 __all__ = ["bucket_configs", "ensure_streams", "stream_configs"]
@@ -44,6 +46,19 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
             storage=StorageType.FILE,
             max_age=replay_window_s,
             duplicate_window=120.0,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=USAGE_STREAM,
+            description="Usage totals per day, model, purpose and measure (server-side counters)",
+            subjects=[USAGE_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            allow_msg_counter=True,
+            allow_direct=True,
+            # Each usage event adds under its own message id: a redelivered event
+            # inside this window is dropped by the server, so nothing counts twice.
+            duplicate_window=24 * HOUR,
             num_replicas=replicas,
         ),
         StreamConfig(

@@ -28,7 +28,7 @@ def main() -> None:
             nats_url=settings.nats_url,
             config=config,
             decode=TurnCompleted.model_validate_json,
-            handler=on_turn_completed,
+            make_handler=lambda bus: on_turn_completed,
             stop=stop,
         )
     )

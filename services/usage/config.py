@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,6 +16,11 @@ class UsageSettings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("TOKENBUS_USAGE_NATS_URL", "TOKENBUS_NATS_URL"),
+    )
+    catalog_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TOKENBUS_USAGE_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
+        description="Model catalog, for prices",
     )
     max_in_flight: int = Field(default=64, ge=1)
     log_level: str = "INFO"

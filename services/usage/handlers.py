@@ -1,28 +1,22 @@
-"""Bus entrypoint: one usage event per finished (or cut) turn."""
+"""Bus entrypoint: one usage event per turn that generated anything."""
 
 from __future__ import annotations
 
 import logging
 
 from contracts import TurnUsage
-from services.runtime.worker import Delivery
+from services.runtime.catalog import Catalog
+from services.runtime.worker import Delivery, Handler
+from services.usage.ports import UsageCounters
+from services.usage.service import meter
 
-__all__ = ["on_usage"]
+__all__ = ["usage_handler"]
 
 log = logging.getLogger("tokenbus.usage")
 
 
-async def on_usage(event: TurnUsage, delivery: Delivery) -> None:
-    # Validated by the worker against the contract; metering into JetStream KV
-    # totals comes with the tenants-and-usage work.
-    log.info(
-        "usage received",
-        extra={
-            "turn_id": event.turn_id,
-            "model": event.model,
-            "input_tokens": event.input_tokens,
-            "output_tokens": event.output_tokens,
-            "estimated": event.estimated,
-            "attempt": delivery.attempt,
-        },
-    )
+def usage_handler(catalog: Catalog, counters: UsageCounters) -> Handler[TurnUsage]:
+    async def on_usage(event: TurnUsage, delivery: Delivery) -> None:
+        await meter(event, catalog, counters)
+
+    return on_usage

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 from contracts import TurnUsage
 from contracts.subjects import TURNS_STREAM, turn_kind_filter
+from services.runtime.catalog import CatalogError, load_catalog
 from services.runtime.consumer_service import serve_consumer
 from services.runtime.lifecycle import run_service
 from services.runtime.logs import configure_logging
 from services.runtime.worker import WorkerConfig
 from services.usage.config import UsageSettings
-from services.usage.handlers import on_usage
+from services.usage.counters import NatsUsageCounters
+from services.usage.handlers import usage_handler
 
 DURABLE = "usage"
+
+log = logging.getLogger("tokenbus.usage")
 
 
 def main() -> None:
     settings = UsageSettings()
     configure_logging("usage", settings.log_level)
+    try:
+        catalog = load_catalog(settings.catalog_path)  # prices
+    except CatalogError as exc:
+        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
+        raise SystemExit(2) from None
     config = WorkerConfig(
         stream=TURNS_STREAM,
         subjects=(turn_kind_filter("usage"),),
@@ -28,7 +39,7 @@ def main() -> None:
             nats_url=settings.nats_url,
             config=config,
             decode=TurnUsage.model_validate_json,
-            handler=on_usage,
+            make_handler=lambda bus: usage_handler(catalog, NatsUsageCounters(bus.js)),
             stop=stop,
         )
     )

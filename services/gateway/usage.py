@@ -1,0 +1,55 @@
+"""Usage totals read back from the JetStream counters the usage service keeps."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import orjson
+
+from contracts.subjects import (
+    USAGE_MEASURES,
+    USAGE_STREAM,
+    USAGE_SUBJECTS,
+    parse_usage_counter_subject,
+)
+from services.runtime.bus import Bus
+
+__all__ = ["GROUPINGS", "usage_totals"]
+
+GROUPINGS = ("day", "model", "purpose")
+
+
+async def usage_totals(
+    bus: Bus, first_day: str, last_day: str, group_by: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows per group (days as YYYY-MM-DD, inclusive range) and the grand total."""
+    info = await bus.js.stream_info(USAGE_STREAM, subjects_filter=USAGE_SUBJECTS)
+    groups: dict[tuple[str, ...], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(USAGE_MEASURES, 0)
+    )
+    for subject in info.state.subjects or {}:
+        day, model, purpose, measure = parse_usage_counter_subject(subject)
+        if not first_day <= day <= last_day or measure not in USAGE_MEASURES:
+            continue
+        latest = await bus.js.get_last_msg(USAGE_STREAM, subject, direct=True)
+        if latest.data is None:
+            continue
+        labels = {"day": day, "model": model, "purpose": purpose}
+        value = int(orjson.loads(latest.data)["val"])
+        groups[tuple(labels[g] for g in group_by)][measure] += value
+    rows = [
+        {**dict(zip(group_by, key, strict=True)), **_presented(measures)}
+        for key, measures in sorted(groups.items())
+    ]
+    total = dict.fromkeys(USAGE_MEASURES, 0)
+    for measures in groups.values():
+        for name, value in measures.items():
+            total[name] += value
+    return rows, _presented(total)
+
+
+def _presented(measures: dict[str, int]) -> dict[str, Any]:
+    shown: dict[str, Any] = {k: v for k, v in measures.items() if k != "cost_micro_usd"}
+    shown["cost_usd"] = measures["cost_micro_usd"] / 1_000_000
+    return shown
