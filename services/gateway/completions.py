@@ -21,7 +21,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
-from services.gateway.service import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
+from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]

@@ -6,8 +6,9 @@ from contracts import ChatRequest
 from services.gateway.errors import ApiError
 from services.gateway.idempotency import Claim, ClaimedTurn
 from services.gateway.replay import ReplayedTurn
-from services.gateway.service import TurnFeed, TurnRef, start_turn
+from services.gateway.service import start_turn
 from services.gateway.state import GatewayState
+from services.gateway.turns import TurnFeed, TurnRef
 
 __all__ = ["claim_turn", "open_feed"]
 

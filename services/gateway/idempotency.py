@@ -16,7 +16,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
 from services.gateway.errors import ApiError
-from services.gateway.service import TurnRef
+from services.gateway.turns import TurnRef
 
 __all__ = ["Claim", "ClaimedTurn", "IdempotencyKeys"]
 

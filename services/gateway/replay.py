@@ -18,13 +18,7 @@ from pydantic import ValidationError
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
 from services.gateway.control import request_cancel
-from services.gateway.service import (
-    EventPosition,
-    Heartbeat,
-    TurnCursor,
-    TurnItem,
-    TurnRef,
-)
+from services.gateway.turns import EventPosition, Heartbeat, TurnCursor, TurnItem, TurnRef
 from services.runtime.bus import Bus
 
 __all__ = ["ReplayedTurn", "replay_turn"]

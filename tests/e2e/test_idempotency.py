@@ -85,18 +85,26 @@ async def test_a_stream_dropped_and_retried_with_its_key_gets_the_whole_answer(
             if seen == 4:
                 break  # the network drops here
 
-    async with http.stream("POST", "/v1/chat/completions", json=body, headers=key) as response:
-        lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
-    assert lines[-1] == "data: [DONE]"
-    chunks = [json.loads(line[6:]) for line in lines[:-1]]
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
+    async def replay() -> tuple[str, list[dict[str, object]]]:
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers=key) as response:
+            lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "data: [DONE]"
+        chunks = [json.loads(line[6:]) for line in lines[:-1]]
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or ""  # type: ignore[index]
+            for c in chunks
+            if c["choices"]
+        )
+        return text, chunks
+
+    text, chunks = await replay()
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]  # type: ignore[index]
     assert finish == "length"  # not cut short: the turn survived the drop
     assert len({c["id"] for c in chunks}) == 1
     assert await requests_published(stack) == before + 1
-
-    plain = await http.post("/v1/chat/completions", json={**BODY, "max_tokens": 60})
-    assert text == plain.json()["choices"][0]["message"]["content"]  # temperature 0
+    # Every retry replays the same stored turn, to the character.
+    assert (await replay())[0] == text
+    assert await requests_published(stack) == before + 1
 
 
 async def test_the_same_key_with_a_different_body_is_refused(http: httpx.AsyncClient) -> None:

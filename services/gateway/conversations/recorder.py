@@ -16,7 +16,7 @@ from services.gateway.conversations.models import (
 )
 from services.gateway.conversations.store import ConversationStore, Unchanged
 from services.gateway.replay import replay_turn
-from services.gateway.service import TurnTranscript
+from services.gateway.turns import TurnTranscript
 from services.runtime.bus import Bus
 from services.runtime.worker import Delivery, Handler
 

@@ -28,7 +28,8 @@ from services.gateway.conversations.sse import (
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.errors import ApiError
 from services.gateway.replay import replay_turn
-from services.gateway.service import EventPosition, TurnEvents
+from services.gateway.service import TurnEvents
+from services.gateway.turns import EventPosition
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
 

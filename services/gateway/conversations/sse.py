@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
-from services.gateway.service import EventPosition, Heartbeat, Reset, TurnItem
+from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem
 
 __all__ = ["InvalidEventId", "format_item", "parse_event_id", "turn_started"]
 

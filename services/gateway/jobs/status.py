@@ -10,7 +10,7 @@ from typing import Any, Literal
 from contracts import TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.openai_wire import completion_body
-from services.gateway.service import TurnCursor, TurnEvent, TurnTranscript
+from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript
 
 __all__ = ["JobError", "JobStatus", "TurnOutcome", "job_body", "job_view", "outcome_of"]
 

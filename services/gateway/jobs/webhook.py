@@ -14,7 +14,7 @@ from contracts.subjects import TURNS_STREAM, turn_event_subject
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord, WebhookStatus
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.store import JobStore
-from services.gateway.service import TurnEvent
+from services.gateway.turns import TurnEvent
 from services.runtime.worker import Delivery, Handler, Retry, WorkerConfig
 
 __all__ = [
