@@ -1,124 +1,259 @@
-"""N concurrent streaming clients over real HTTP, each timing its own tokens."""
+"""N concurrent streaming clients over real HTTP, each timing its own tokens.
+
+Two clients: `raw` (HTTP/1.1 on asyncio streams, one connection per stream, what
+the harness uses) and `httpx` (httpx.AsyncClient with a keep-alive pool). At 1,000
+streams httpx costs the load generator several times more CPU per token, and the
+load generator shares the machine's two cores with every route: `python -m bench
+clients` measures both against the simulator alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 import orjson
 
-__all__ = ["StreamResult", "cancel_streams", "run_streams"]
+__all__ = ["API_KEY", "Client", "StreamResult", "cancel_streams", "run_streams"]
 
-_AUTH = {"Authorization": "Bearer sk-bench-local-only"}
+# Every client sends this bearer token; LiteLLM requires a master key to start.
+API_KEY = "sk-bench-local-only"
+Client = Literal["raw", "httpx"]
+_MAX_HEAD = 64 * 1024
 
 
 @dataclass
 class StreamResult:
+    """What one client saw: first token, gaps between tokens, order, errors."""
+
     ttft_s: float | None = None
     gaps_s: list[float] = field(default_factory=list)
     total_s: float = 0.0
     tokens: int = 0
     in_order: bool = True
+    done: bool = False
     error: str | None = None
 
+    def take(self, data: bytes, start: float, last: float) -> float:
+        """Account for one SSE `data:` payload received now; returns the new last-token time."""
+        if data == b"[DONE]":
+            self.done = True
+            return last
+        if not data.startswith(b"{"):
+            return last
+        chunk = orjson.loads(data)
+        if "error" in chunk:
+            self.error = f"error event: {chunk['error'].get('code') or chunk['error']}"
+            return last
+        choices = chunk.get("choices") or []
+        content = choices[0].get("delta", {}).get("content") if choices else None
+        if not content:
+            return last
+        now = time.perf_counter()
+        if self.ttft_s is None:
+            self.ttft_s = now - start
+        else:
+            self.gaps_s.append(now - last)
+        for piece in content.split():
+            self.in_order &= piece == f"t{self.tokens}"
+            self.tokens += 1
+        return now
 
-def _body(model: str, tokens: int, request_id: str) -> dict[str, object]:
-    return {
-        "model": model,
-        "messages": [{"role": "user", "content": f"benchmark req={request_id}"}],
-        "max_tokens": tokens,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+
+def _body(model: str, tokens: int, request_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": f"benchmark req={request_id}"}],
+            "max_tokens": tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
 
 
-async def _one(
-    client: httpx.AsyncClient, url: str, model: str, tokens: int, request_id: str
-) -> StreamResult:
-    result = StreamResult()
-    start = time.perf_counter()
-    last = start
-    try:
-        async with client.stream("POST", url, json=_body(model, tokens, request_id)) as response:
-            if response.status_code != 200:
-                result.error = f"status {response.status_code}"
-                return result
-            async for line in response.aiter_lines():
-                if not line.startswith("data: {"):
-                    continue
-                chunk = orjson.loads(line[6:])
-                if "error" in chunk:
-                    result.error = str(chunk["error"].get("code"))
-                    break
-                choices = chunk.get("choices") or []
-                content = choices[0].get("delta", {}).get("content") if choices else None
-                if not content:
-                    continue
-                now = time.perf_counter()
-                if result.ttft_s is None:
-                    result.ttft_s = now - start
-                else:
-                    result.gaps_s.append(now - last)
-                last = now
-                for piece in content.split():
-                    result.in_order &= piece == f"t{result.tokens}"
-                    result.tokens += 1
-    except httpx.HTTPError as exc:
-        result.error = type(exc).__name__
+def _finish(result: StreamResult, start: float, tokens: int) -> StreamResult:
     result.total_s = time.perf_counter() - start
     if result.error is None and result.tokens != tokens:
         result.error = f"got {result.tokens} of {tokens} tokens"
+    elif result.error is None and not result.done:
+        result.error = "no [DONE]"
     return result
 
 
-async def run_streams(
-    base_url: str, model: str, concurrency: int, tokens: int, timeout_s: float = 120
-) -> list[StreamResult]:
-    """Start `concurrency` streams at once and wait for all of them."""
-    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout_s, headers=_AUTH) as client:
-        url = f"{base_url}/v1/chat/completions"
-        return await asyncio.gather(
-            *(_one(client, url, model, tokens, f"s{concurrency}x{n}") for n in range(concurrency))
+class _Raw:
+    """A minimal HTTP/1.1 client for one POST whose answer is an SSE stream."""
+
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        self.host, self.port = url.host, url.port or 80
+
+    async def open(
+        self, body: bytes
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[bytes, bytes]]:
+        """Send the request and read the status and headers."""
+        reader, writer = await asyncio.open_connection(self.host, self.port, limit=_MAX_HEAD)
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
         )
+        writer.write(head.encode() + body)
+        raw = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = raw[:-4].split(b"\r\n")
+        status = int(status_line.split()[1])
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        return reader, writer, status, headers
+
+    @staticmethod
+    async def body(
+        reader: asyncio.StreamReader, headers: dict[bytes, bytes]
+    ) -> AsyncIterator[bytes]:
+        """The response body as it arrives, with chunked transfer coding removed."""
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            while True:  # ends at the zero-size chunk, or IncompleteReadError on a cut stream
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    return
+                yield (await reader.readexactly(size + 2))[:-2]
+        elif b"content-length" in headers:
+            yield await reader.readexactly(int(headers[b"content-length"]))
+        else:
+            while data := await reader.read(65536):
+                yield data
+
+
+async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The payload of every `data:` line, as soon as its line is complete."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+
+
+async def _one_raw(base_url: str, model: str, tokens: int, request_id: str) -> StreamResult:
+    result = StreamResult()
+    start = last = time.perf_counter()
+    writer = None
+    try:
+        reader, writer, status, headers = await _Raw(base_url).open(
+            _body(model, tokens, request_id)
+        )
+        if status != 200:
+            result.error = f"status {status}"
+            return _finish(result, start, tokens)
+        async for data in _sse_data(_Raw.body(reader, headers)):
+            last = result.take(data, start, last)
+            if result.error or result.done:
+                break
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        result.error = type(exc).__name__
+    finally:
+        if writer is not None:
+            writer.close()
+    return _finish(result, start, tokens)
+
+
+async def _one_httpx(
+    client: httpx.AsyncClient, base_url: str, model: str, tokens: int, request_id: str
+) -> StreamResult:
+    result = StreamResult()
+    start = last = time.perf_counter()
+    url = f"{base_url}/v1/chat/completions"
+    body = _body(model, tokens, request_id)
+    headers = {"Content-Type": "application/json"}
+    try:
+        async with client.stream("POST", url, content=body, headers=headers) as response:
+            if response.status_code != 200:
+                result.error = f"status {response.status_code}"
+                return _finish(result, start, tokens)
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    last = result.take(line[5:].strip().encode(), start, last)
+                    if result.error or result.done:
+                        break
+    except httpx.HTTPError as exc:
+        result.error = type(exc).__name__
+    return _finish(result, start, tokens)
+
+
+async def run_streams(
+    base_url: str,
+    model: str,
+    concurrency: int,
+    tokens: int,
+    *,
+    client: Client = "raw",
+    timeout_s: float = 120,
+    on_done: Callable[[], object] | None = None,
+) -> list[StreamResult]:
+    """Start `concurrency` streams at once and wait for all of them (each within `timeout_s`)."""
+
+    async def bounded(stream: Coroutine[Any, Any, StreamResult]) -> StreamResult:
+        try:
+            result = await asyncio.wait_for(stream, timeout_s)
+        except TimeoutError:
+            result = StreamResult(error="timeout", total_s=timeout_s)
+        if on_done is not None:
+            on_done()
+        return result
+
+    tag = f"s{concurrency}x{time.monotonic_ns()}"
+    if client == "raw":
+        streams = [_one_raw(base_url, model, tokens, f"{tag}n{n}") for n in range(concurrency)]
+        return list(await asyncio.gather(*map(bounded, streams)))
+    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    async with httpx.AsyncClient(limits=limits, timeout=timeout_s, headers=auth) as pool:
+        streams = [
+            _one_httpx(pool, base_url, model, tokens, f"{tag}n{n}") for n in range(concurrency)
+        ]
+        return list(await asyncio.gather(*map(bounded, streams)))
 
 
 async def _leave_after(base_url: str, body: bytes, after_tokens: int) -> float:
-    """Raw HTTP/1.1 over a socket, closed after `after_tokens` tokens: a real disconnect."""
-    url = httpx.URL(base_url)
-    reader, writer = await asyncio.open_connection(url.host, url.port)
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.host}\r\n"
-        f"Authorization: {_AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    writer.write(head.encode() + body)
-    await writer.drain()
-    status = await reader.readline()
-    if b" 200 " not in status:
-        writer.close()
-        raise RuntimeError(f"{base_url} answered {status.decode().strip()!r}")
-    seen = 0
-    while seen < after_tokens:
-        line = await reader.readline()
-        if not line:
-            break
-        seen += b'"content":"t' in line
-    writer.transport.abort()  # close now, as a browser tab or a dropped network would
+    """One stream closed after `after_tokens` tokens, as a closed tab would; returns when."""
+    reader, writer, status, headers = await _Raw(base_url).open(body)
+    try:
+        if status != 200:
+            raise RuntimeError(f"{base_url} answered {status}")
+        result = StreamResult()
+        start = last = time.perf_counter()
+        async for data in _sse_data(_Raw.body(reader, headers)):
+            last = result.take(data, start, last)
+            if result.tokens >= after_tokens or result.done or result.error:
+                break
+        if result.tokens < after_tokens:
+            raise RuntimeError(f"{base_url}: stream ended after {result.tokens} tokens")
+    finally:
+        # Close at once, unread data and all, as a killed tab or a dropped network would.
+        writer.transport.abort()
     return time.time()
 
 
 async def cancel_streams(
-    base_url: str, model: str, count: int, after_tokens: int, tag: str
-) -> dict[str, float]:
-    """Streams that leave after `after_tokens` tokens; returns when each one closed."""
+    base_url: str, model: str, count: int, after_tokens: int, tag: str, max_tokens: int
+) -> tuple[dict[str, float], list[str]]:
+    """Streams that leave after `after_tokens` tokens: when each closed, and what failed."""
     closed: dict[str, float] = {}
+    failures: list[str] = []
     for n in range(count):  # one at a time: the latency of each, not of a crowd
         request_id = f"{tag}c{n}"
-        # Longer than the simulator's streams, within every route's output limit.
-        body = orjson.dumps(_body(model, 1_000, request_id))
-        closed[request_id] = await _leave_after(base_url, body, after_tokens)
+        try:
+            closed[request_id] = await asyncio.wait_for(
+                _leave_after(base_url, _body(model, max_tokens, request_id), after_tokens), 30
+            )
+        except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(0.05)
-    return closed
+    return closed, failures

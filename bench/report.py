@@ -1,130 +1,256 @@
-"""BENCHMARKS.md and the plots, from one run's raw results."""
+"""The Markdown report and the plots, from one run's raw results."""
 
 from __future__ import annotations
 
+import os
+import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["combine", "write_report"]
+
+Row = dict[str, Any]
 
 
-def _added(rows: list[dict[str, Any]], route: str, level: int, key: str) -> float | None:
-    mine = next((r for r in rows if r["route"] == route and r["concurrency"] == level), None)
-    base = next((r for r in rows if r["route"] == "direct" and r["concurrency"] == level), None)
-    if not mine or not base or mine[key] is None or base[key] is None:
+def combine(rows: list[Row]) -> list[Row]:
+    """One row per route and level: the median of each figure over the rounds."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["route"], row["concurrency"]), []).append(row)
+    combined = []
+    for (route, level), group in groups.items():
+        row: Row = {"route": route, "concurrency": level, "rounds": len(group)}
+        for key, value in group[0].items():
+            if key in row or key == "round":
+                continue
+            values = [g[key] for g in group if g.get(key) is not None]
+            if isinstance(value, bool):
+                row[key] = all(values)
+            elif isinstance(value, int | float) and values:
+                row[key] = round(statistics.median(values), 4)
+            elif key == "errors":
+                row[key] = {e: sum(g[key].get(e, 0) for g in group) for v in values for e in v}
+            elif key == "processes":
+                row[key] = {
+                    label: {k: statistics.median(g[key][label][k] for g in group
+                                                 if label in g[key]) for k in stats}
+                    for label, stats in value.items()
+                }  # fmt: skip
+            else:
+                row[key] = value
+        row["streams_ok"] = min(g["streams_ok"] for g in group)
+        # Memory retained from a higher level would count again in a later round's lower
+        # one: take the first round, whose levels rise.
+        first = min(group, key=lambda g: g.get("round", 0))
+        row["front_kb_per_stream"] = first.get("front_kb_per_stream")
+        combined.append(row)
+    order = {"direct": 0, "tokenbus": 1, "litellm": 2}
+    return sorted(combined, key=lambda r: (r["concurrency"], order.get(r["route"], 9)))
+
+
+def _find(rows: list[Row], route: str, level: int) -> Row | None:
+    return next((r for r in rows if r["route"] == route and r["concurrency"] == level), None)
+
+
+def _added(rows: list[Row], route: str, level: int, key: str) -> float | None:
+    mine, base = _find(rows, route, level), _find(rows, "direct", level)
+    if not mine or not base or mine.get(key) is None or base.get(key) is None:
         return None
     return round(mine[key] - base[key], 2)
 
 
-def _fmt(value: object) -> str:
-    return "-" if value is None else str(value)
+def _f(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:,.0f}"
+    return str(value)
 
 
-def _plots(run: dict[str, Any], out: Path) -> list[str]:
+def _plots(rows: list[Row], out: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = run["levels"]
     routes = [r for r in ("tokenbus", "litellm") if any(x["route"] == r for x in rows)]
     levels = sorted({r["concurrency"] for r in rows})
-    names = []
     fig, ax = plt.subplots(figsize=(7, 4))
     for route in routes:
         for key, style in (("ttft_p50_ms", "-o"), ("ttft_p99_ms", "--x")):
-            ys = [_added(rows, route, lv, key) for lv in levels]
-            ax.plot(levels, ys, style, label=f"{route} {key[5:8]}")
-    ax.set_xscale("log")
-    ax.set_xlabel("concurrent streams")
+            ax.plot(levels, [_added(rows, route, lv, key) for lv in levels], style,
+                    label=f"{route} {key[5:8]}")  # fmt: skip
+    ax.set(xscale="log", xlabel="concurrent streams", ylabel="added TTFT over direct (ms)")
     ax.set_yscale("symlog", linthresh=10)
-    ax.set_ylabel("added TTFT over direct (ms)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "ttft_overhead.png", dpi=110)
-    names.append("ttft_overhead.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for route in routes:
-        ys = [
-            next((r["cpu_s_per_1k_tokens"] for r in rows
-                  if r["route"] == route and r["concurrency"] == lv), None)
-            for lv in levels
-        ]  # fmt: skip
+        ys = [(_find(rows, route, lv) or {}).get("cpu_s_per_1k_tokens") for lv in levels]
         ax.plot(levels, ys, "-o", label=route)
-    ax.set_xscale("log")
-    ax.set_xlabel("concurrent streams")
-    ax.set_ylabel("CPU seconds per 1,000 tokens relayed")
+    ax.set(xscale="log", xlabel="concurrent streams", ylabel="relay CPU s per 1,000 tokens")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "cpu_per_1k_tokens.png", dpi=110)
-    names.append("cpu_per_1k_tokens.png")
     plt.close(fig)
-    return names
+    return ["ttft_overhead.png", "cpu_per_1k_tokens.png"]
 
 
-def write_report(run: dict[str, Any], results_dir: Path, report: Path, json_name: str) -> None:
-    rows = run["levels"]
-    plots = _plots(run, results_dir)
+def _header(run: dict[str, Any], json_name: str) -> list[str]:
+    m, cfg = run["machine"], run["config"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`python -m bench run`); do not edit by hand. Three routes to",
-        "one upstream simulator, measured in one run, levels interleaved so that drift of",
-        "this shared machine hits all routes alike: **direct** (clients to the simulator),",
-        "**tokenbus** (gateway → NATS JetStream → generator → simulator, and back), and",
-        "**litellm** (LiteLLM proxy, no database). The load generator runs on the same",
-        "machine, so at high concurrency every route competes with it for the two cores.",
+        f"Written by `{run.get('command', 'python -m bench run')}`; do not edit by hand. Three",
+        "routes to one upstream simulator, measured in one run, levels interleaved and the",
+        "route order rotated every round, so drift of this shared machine hits all alike:",
+        "**direct** (clients to the simulator), **tokenbus** (gateway → NATS JetStream →",
+        "generator → simulator, and back) and **litellm** (LiteLLM proxy, no database). All",
+        "streams of a level start at once. The load generator runs on the same machine, so",
+        "at high concurrency every route competes with it for the cores.",
         "",
-        f"- When: {run['started']}  ·  mode: {run['mode']}  ·  command: `{run['command']}`",
-        f"- Machine: {run['machine']}",
-        f"- Simulator: TTFT {run['sim']['ttft_ms']} ms, inter-token {run['sim']['itl_ms']} ms, "
-        f"{run['sim']['tokens']} tokens per stream",
+        f"- When: {run['started']} · mode {run['mode']} · {cfg['rounds']} round(s), "
+        f"median shown · took {run.get('duration_s', '?')} s",
+        f"- Machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, {m['kernel']}, load average at start {m['load_avg_at_start']}",
+        f"- Packages: {packages}",
+        f"- Simulator: TTFT {cfg['ttft_ms']} ms, inter-token {cfg['itl_ms']} ms, "
+        f"{cfg['tokens']} tokens per stream; load client `{run['client']}`",
         f"- Raw results: `bench/results/{json_name}`",
         "",
-        "## Latency added over direct, and cost",
+        "Commands the harness ran (every process in its own group, stopped at the end):",
         "",
-        "| route | streams | ok | in order | added TTFT p50 / p99 (ms) | added gap p50 / p99 (ms)"
-        " | CPU s / 1k tokens | front KB / stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "```",
+        *(f"{name}: {cmd}" for name, cmd in run.get("commands", {}).items()),
+        "```",
     ]
+    if run.get("litellm_config"):
+        lines += ["", "LiteLLM config:", "", "```yaml", run["litellm_config"].rstrip(), "```"]
+    for route, why in run.get("skipped", {}).items():
+        lines += ["", f"**{route} not measured**: {why}"]
+    return lines
+
+
+def _latency_table(rows: list[Row]) -> list[str]:
+    lines = [
+        "", "## Latency added over direct, and cost", "",
+        "| route | concurrent | streams ok | in order | TTFT p50 / p99 | added TTFT p50 / p99 "
+        "| added gap p50 / p99 | relay CPU s / 1k tokens | front KB / stream | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for r in rows:
-        if r["route"] == "direct":
-            added_ttft = f"({_fmt(r['ttft_p50_ms'])} / {_fmt(r['ttft_p99_ms'])} absolute)"
-            added_gap = f"({_fmt(r['gap_p50_ms'])} / {_fmt(r['gap_p99_ms'])} absolute)"
+        route, level = r["route"], r["concurrency"]
+        ttft = f"{_f(r['ttft_p50_ms'])} / {_f(r['ttft_p99_ms'])}"
+        if route == "direct":
+            added_ttft = "(baseline)"
+            added_gap = f"({_f(r['gap_p50_ms'])} / {_f(r['gap_p99_ms'])} absolute)"
         else:
-            added_ttft = (
-                f"{_fmt(_added(rows, r['route'], r['concurrency'], 'ttft_p50_ms'))} / "
-                f"{_fmt(_added(rows, r['route'], r['concurrency'], 'ttft_p99_ms'))}"
+            added_ttft = " / ".join(
+                _f(_added(rows, route, level, k)) for k in ("ttft_p50_ms", "ttft_p99_ms")
             )
-            added_gap = (
-                f"{_fmt(_added(rows, r['route'], r['concurrency'], 'gap_p50_ms'))} / "
-                f"{_fmt(_added(rows, r['route'], r['concurrency'], 'gap_p99_ms'))}"
+            added_gap = " / ".join(
+                _f(_added(rows, route, level, k)) for k in ("gap_p50_ms", "gap_p99_ms")
             )
         lines.append(
-            f"| {r['route']} | {r['concurrency']} | {r['streams_ok']} | {r['in_order']} | "
-            f"{added_ttft} | {added_gap} | {_fmt(r['cpu_s_per_1k_tokens'])} | "
-            f"{_fmt(r['front_kb_per_stream'])} | {r['errors'] or '-'} |"
+            f"| {route} | {level} | {r['streams_ok']}/{r.get('streams', level)} | {r['in_order']} "
+            f"| {ttft} | {added_ttft} "
+            f"| {added_gap} | {_f(r['cpu_s_per_1k_tokens'])} | {_f(r['front_kb_per_stream'])} "
+            f"| {r['errors'] or '-'} |"
         )
     lines += [
         "",
-        "CPU counts every process of the route (tokenbus: gateway, generator, nats-server,",
-        "titler, usage; litellm: the proxy), not the simulator or the clients.",
-        "",
-        "## Cancellation: client disconnect to upstream connection closed",
-        "",
-        "| route | streams | upstream closed | p50 (ms) | p99 (ms) |",
-        "|---|---|---|---|---|",
+        "Milliseconds. A gap is the time between two tokens as one client sees them; an added",
+        "gap p50 below zero means tokens arrive bunched (several in one read) behind a queue.",
+        "Relay CPU is the gateway-side processes only: tokenbus = gateway + generator +",
+        "nats-server; litellm = its whole process tree. Front KB per stream: peak RSS (VmHWM,",
+        "reset before the level) of the gateway (the LiteLLM tree) minus its RSS after warm-up,",
+        "divided by the concurrent streams; from the first round, whose levels rise.",
     ]
+    return lines
+
+
+def _process_table(rows: list[Row]) -> list[str]:
+    lines = [
+        "", "## CPU and memory per process", "",
+        "| route | streams | process | CPU s | CPU s / 1k tokens | RSS idle → peak (MB) |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        if r["route"] == "direct":
+            continue
+        for label, p in sorted(r["processes"].items()):
+            per_1k = p["cpu_s"] / r["tokens"] * 1000 if r["tokens"] else None
+            lines.append(
+                f"| {r['route']} | {r['concurrency']} | {label} | {_f(p['cpu_s'])} "
+                f"| {_f(per_1k)} | {p['rss_idle_kb'] / 1024:.0f} → {p['rss_peak_kb'] / 1024:.0f} |"
+            )
+    return lines
+
+
+def _bottleneck_table(run: dict[str, Any], rows: list[Row]) -> list[str]:
+    worst = max((r["simulator_core_share"] for r in rows), default=0.0)
+    lines = [
+        "", "## Is the simulator or the load generator the bottleneck?", "",
+        f"The simulator used at most {worst:.0%} of one core in any level (share of the",
+        "level's wall time it spent on CPU); every route drove the same simulator, so it",
+        "costs all alike. The load generator's share is shown too: on two cores, when",
+        "clients plus route approach 200 %, the machine, not the route, is the limit.", "",
+        "| route | streams | wall s | simulator core share | load generator core share |",
+        "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['route']} | {r['concurrency']} | {_f(r['wall_s'])} "
+            f"| {r['simulator_core_share']:.0%} | {r['client_core_share']:.0%} |"
+        )
+    if run.get("client_check"):
+        lines += [
+            "", "Load clients compared, straight to the simulator:", "",
+            "| client | streams | TTFT p50 / p99 | gap p50 / p99 | client CPU s | errors |",
+            "|---|---|---|---|---|---|",
+        ]  # fmt: skip
+        for c in run["client_check"]:
+            lines.append(
+                f"| {c['client']} | {c['concurrency']} | {_f(c['ttft_p50_ms'])} / "
+                f"{_f(c['ttft_p99_ms'])} | {_f(c['gap_p50_ms'])} / {_f(c['gap_p99_ms'])} "
+                f"| {_f(c['client_cpu_s'])} | {c['errors'] or '-'} |"
+            )
+    return lines
+
+
+def _cancel_table(run: dict[str, Any]) -> list[str]:
+    lines = [
+        "", "## Cancellation: client disconnect to upstream connection closed", "",
+        "Clients read a few tokens, then drop the TCP connection; the simulator records when",
+        "it sees its own request's connection close. One stream at a time.", "",
+        "| route | streams | after tokens | upstream closed | not cancelled | p50 (ms) "
+        "| p99 (ms) | max (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for c in run["cancellation"]:
         lines.append(
-            f"| {c['route']} | {c['streams']} | {c['upstream_closed']} | "
-            f"{_fmt(c['p50_ms'])} | {_fmt(c['p99_ms'])} |"
+            f"| {c['route']} | {c['streams']} | {c['after_tokens']} | {c['upstream_closed']} "
+            f"| {c['not_cancelled']} | {_f(c['p50_ms'])} | {_f(c['p99_ms'])} "
+            f"| {_f(c['max_ms'])} |"
         )
-    lines += ["", "## Plots", ""]
-    lines += [f"![{name}](bench/results/{name})" for name in plots]
-    lines += ["", run.get("notes", "").strip(), ""]
-    report.write_text("\n".join(lines))
+    return lines
+
+
+def write_report(run: dict[str, Any], results_dir: Path, report: Path, json_name: str) -> None:
+    """Write the report to `report` and the plots next to the raw results."""
+    rows = combine(run["levels"])
+    plots = _plots(rows, results_dir)
+    link = Path(os.path.relpath(results_dir, report.parent))
+    lines = _header(run, json_name) + _latency_table(rows) + _process_table(rows)
+    lines += _bottleneck_table(run, rows) + _cancel_table(run)
+    lines += ["", "## Plots", "", *(f"![{name}]({link / name})" for name in plots)]
+    if run.get("notes", "").strip():
+        lines += ["", "## Notes (bench/NOTES.md, by hand: may describe an earlier run)", ""]
+        lines += [run["notes"].strip()]
+    report.write_text("\n".join(lines) + "\n")
