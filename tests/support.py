@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import nats
 
+from contracts.subjects import REQUESTS_STREAM
 from services.runtime.embedded_nats import NatsServerProcess, free_port
 
 
@@ -164,3 +166,12 @@ def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def requests_published(stack: Stack) -> int:
+    """How many chat requests ever reached the bus (the stream's last sequence)."""
+    nc = await nats.connect(stack.nats_url)
+    try:
+        return int((await nc.jetstream().stream_info(REQUESTS_STREAM)).state.last_seq)
+    finally:
+        await nc.close()

@@ -6,7 +6,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError
 from services.runtime.catalog import Catalog, ModelEntry
 
-__all__ = ["chat_model", "deadline_s", "default_chat_model"]
+__all__ = ["chat_model", "check_output_limit", "deadline_s", "default_chat_model"]
 
 
 def chat_model(catalog: Catalog, name: str) -> ModelEntry:
@@ -20,6 +20,17 @@ def chat_model(catalog: Catalog, name: str) -> ModelEntry:
             "model",
         )
     return entry
+
+
+def check_output_limit(entry: ModelEntry, max_tokens: int | None) -> None:
+    """400 when a request asks for more output than the model may give."""
+    if max_tokens is not None and max_tokens > entry.max_output_tokens:
+        raise ApiError(
+            400,
+            f"max_tokens is {max_tokens}, above this model's limit of {entry.max_output_tokens}.",
+            "invalid_value",
+            "max_tokens",
+        )
 
 
 def default_chat_model(catalog: Catalog) -> ModelEntry:

@@ -16,7 +16,7 @@ from contracts import (
     new_id,
     utc_now,
 )
-from services.gateway.catalog import chat_model, deadline_s
+from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
@@ -32,13 +32,7 @@ def to_chat_request(
 ) -> ChatRequest:
     entry = chat_model(catalog, body.model)
     limit = body.output_limit
-    if limit is not None and limit > entry.max_output_tokens:
-        raise ApiError(
-            400,
-            f"max_tokens is {limit}, above this model's limit of {entry.max_output_tokens}.",
-            "invalid_value",
-            "max_tokens",
-        )
+    check_output_limit(entry, limit)
     turn_id = new_id()
     now = utc_now()
     return ChatRequest(

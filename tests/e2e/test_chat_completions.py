@@ -18,12 +18,11 @@ from contracts import ChatMessage, ChatRequest, TurnDelta, TurnUsage, new_id, pa
 from contracts.subjects import (
     CHAT_REQUEST_SUBJECT,
     DEADLETTER_STREAM,
-    REQUESTS_STREAM,
     TURN_SUBJECTS,
     TURNS_STREAM,
     deadletter_subject,
 )
-from tests.support import Stack, extra_gateway
+from tests.support import Stack, requests_published
 
 pytestmark = pytest.mark.e2e
 
@@ -243,7 +242,7 @@ BAD_BODIES = [
 async def test_bad_input_gets_a_clean_openai_error_and_publishes_nothing(
     stack: Stack, body: bytes, status: int, code: str
 ) -> None:
-    before = await _requests_published(stack)
+    before = await requests_published(stack)
     async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
         response = await http.post(
             "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
@@ -253,11 +252,11 @@ async def test_bad_input_gets_a_clean_openai_error_and_publishes_nothing(
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == code
     assert "Traceback" not in response.text
-    assert await _requests_published(stack) == before
+    assert await requests_published(stack) == before
 
 
 async def test_a_body_over_the_limit_is_refused_with_413(stack: Stack) -> None:
-    before = await _requests_published(stack)
+    before = await requests_published(stack)
     huge = b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "'
     huge += b"x" * 2_000_000 + b'"}]}'
     async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
@@ -272,7 +271,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(stack: Stack) -> None:
     for answer in (response, chunked):
         assert answer.status_code == 413
         assert answer.json()["error"]["code"] == "body_too_large"
-    assert await _requests_published(stack) == before
+    assert await requests_published(stack) == before
 
 
 async def test_health_and_readiness(stack: Stack) -> None:
@@ -286,75 +285,3 @@ async def test_health_and_readiness(stack: Stack) -> None:
 async def _chunks(data: bytes):  # type: ignore[no-untyped-def]
     for start in range(0, len(data), 65536):
         yield data[start : start + 65536]
-
-
-async def _requests_published(stack: Stack) -> int:
-    nc = await nats.connect(stack.nats_url)
-    try:
-        info = await nc.jetstream().stream_info(REQUESTS_STREAM)
-        return int(info.state.last_seq)
-    finally:
-        await nc.close()
-
-
-async def test_heartbeats_keep_the_stream_alive_while_the_first_token_is_slow(
-    stack: Stack,
-) -> None:
-    long_prompt = "Summarise this text. " + "The tide comes in and goes out again. " * 250
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": long_prompt}],
-        "max_tokens": 5,
-        "stream": True,
-    }
-    with extra_gateway(stack, heartbeat_s="0.02") as url:
-        async with (
-            httpx.AsyncClient(base_url=url, timeout=60) as http,
-            http.stream("POST", "/v1/chat/completions", json=body) as response,
-        ):
-            lines = [line async for line in response.aiter_lines() if line]
-    first_token = next(
-        i for i, line in enumerate(lines) if '"content":"' in line and "role" not in line
-    )
-    assert ": keep-alive" in lines[:first_token]
-    assert lines[-1] == "data: [DONE]"
-
-
-@pytest.mark.parametrize("model", ["smollm2-135m", "smollm2-135m-anthropic"])
-async def test_both_provider_sdks_stream_from_the_local_model_with_exact_usage(
-    stack: Stack, client: openai.AsyncOpenAI, model: str
-) -> None:
-    """One catalog entry goes through the openai SDK, the other through the anthropic SDK."""
-    stream = await client.chat.completions.create(
-        model=model,
-        messages=[
-            {"role": "system", "content": "You answer briefly."},
-            {"role": "user", "content": "Name a colour."},
-        ],
-        max_tokens=12,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    text, usage, turn_id = "", None, ""
-    async for chunk in stream:
-        turn_id = chunk.id.removeprefix("chatcmpl-")
-        usage = chunk.usage or usage
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-    assert text
-    assert usage is not None
-    assert 0 < usage.completion_tokens <= 12
-    assert usage.prompt_tokens > 5
-
-    nc = await nats.connect(stack.nats_url)
-    try:
-        sub = await nc.jetstream().subscribe(
-            TURN_SUBJECTS.replace(">", f"*.{turn_id}.{turn_id}.usage"),
-            stream=TURNS_STREAM,
-            ordered_consumer=True,
-        )
-        metered = TurnUsage.model_validate_json((await sub.next_msg(timeout=5)).data)
-    finally:
-        await nc.close()
-    assert metered.estimated is False  # the provider's own count, not ours
-    assert metered.output_tokens == usage.completion_tokens

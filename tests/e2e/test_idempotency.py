@@ -10,8 +10,8 @@ import nats
 import pytest
 
 from contracts import TurnUsage, new_id, parse_turn_event
-from contracts.subjects import REQUESTS_STREAM, TURNS_STREAM, turn_filter
-from tests.support import Stack
+from contracts.subjects import TURNS_STREAM, turn_filter
+from tests.support import Stack, requests_published
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +27,6 @@ BODY = {
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
         yield client
-
-
-async def requests_published(stack: Stack) -> int:
-    nc = await nats.connect(stack.nats_url)
-    try:
-        return int((await nc.jetstream().stream_info(REQUESTS_STREAM)).state.last_seq)
-    finally:
-        await nc.close()
 
 
 async def usage_events(stack: Stack, turn_id: str) -> list[TurnUsage]:

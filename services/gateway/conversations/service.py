@@ -15,7 +15,7 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter
-from services.gateway.catalog import chat_model, deadline_s
+from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
@@ -97,14 +97,8 @@ async def begin_turn(
     """Record the user's message and reserve the conversation for one new turn."""
     conversation = await load_conversation(store, conversation_id)
     entry = chat_model(catalog, conversation.model)
+    check_output_limit(entry, max_tokens)
     output_budget = max_tokens or min(entry.max_output_tokens, 1024)
-    if max_tokens is not None and max_tokens > entry.max_output_tokens:
-        raise ApiError(
-            400,
-            f"max_tokens is {max_tokens}, above the limit of {entry.max_output_tokens}.",
-            "invalid_value",
-            "max_tokens",
-        )
     window = entry.context_window
     if estimate_tokens(content) + output_budget > window:
         raise ApiError(
