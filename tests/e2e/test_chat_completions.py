@@ -22,7 +22,7 @@ from contracts.subjects import (
     TURNS_STREAM,
     deadletter_subject,
 )
-from tests.support import Stack, requests_published
+from tests.support import Stack, extra_gateway, requests_published
 
 pytestmark = pytest.mark.e2e
 
@@ -285,3 +285,66 @@ async def test_health_and_readiness(stack: Stack) -> None:
 async def _chunks(data: bytes):  # type: ignore[no-untyped-def]
     for start in range(0, len(data), 65536):
         yield data[start : start + 65536]
+
+
+async def test_heartbeats_keep_the_stream_alive_while_the_first_token_is_slow(
+    stack: Stack,
+) -> None:
+    long_prompt = "Summarise this text. " + "The tide comes in and goes out again. " * 250
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": long_prompt}],
+        "max_tokens": 5,
+        "stream": True,
+    }
+    with extra_gateway(stack, heartbeat_s="0.02") as url:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            lines = [line async for line in response.aiter_lines() if line]
+    first_token = next(
+        i for i, line in enumerate(lines) if '"content":"' in line and "role" not in line
+    )
+    assert ": keep-alive" in lines[:first_token]
+    assert lines[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "smollm2-135m-anthropic"])
+async def test_both_provider_sdks_stream_from_the_local_model_with_exact_usage(
+    stack: Stack, client: openai.AsyncOpenAI, model: str
+) -> None:
+    """One catalog entry goes through the openai SDK, the other through the anthropic SDK."""
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": "Name a colour."},
+        ],
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage, turn_id = "", None, ""
+    async for chunk in stream:
+        turn_id = chunk.id.removeprefix("chatcmpl-")
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    assert text
+    assert usage is not None
+    assert 0 < usage.completion_tokens <= 12
+    assert usage.prompt_tokens > 5
+
+    nc = await nats.connect(stack.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(
+            TURN_SUBJECTS.replace(">", f"*.{turn_id}.{turn_id}.usage"),
+            stream=TURNS_STREAM,
+            ordered_consumer=True,
+        )
+        metered = TurnUsage.model_validate_json((await sub.next_msg(timeout=5)).data)
+    finally:
+        await nc.close()
+    assert metered.estimated is False  # the provider's own count, not ours
+    assert metered.output_tokens == usage.completion_tokens
