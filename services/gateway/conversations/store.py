@@ -42,14 +42,19 @@ class KvConversationStore:
     async def create(self, conversation: Conversation) -> None:
         await self._kv.create(conversation.id, conversation.model_dump_json().encode())
 
-    async def get(self, conversation_id: str) -> Conversation | None:
+    async def _read(self, conversation_id: str) -> tuple[Conversation, int] | None:
+        """The record and its revision, or None if there is none."""
         try:
             entry = await self._kv.get(conversation_id)
         except KeyNotFoundError:
             return None
-        if entry.value is None:
+        if entry.value is None or entry.revision is None:
             return None
-        return Conversation.model_validate_json(entry.value)
+        return Conversation.model_validate_json(entry.value), entry.revision
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        found = await self._read(conversation_id)
+        return None if found is None else found[0]
 
     async def update(
         self, conversation_id: str, change: Callable[[Conversation], Conversation]
@@ -57,20 +62,17 @@ class KvConversationStore:
         # Two writers (a new user message, the recorder of an answer) may race:
         # retry on a stale revision instead of overwriting the other's change.
         for _ in range(_CAS_ATTEMPTS):
-            try:
-                entry = await self._kv.get(conversation_id)
-            except KeyNotFoundError:
+            found = await self._read(conversation_id)
+            if found is None:
                 return None
-            if entry.value is None:
-                return None
-            current = Conversation.model_validate_json(entry.value)
+            current, revision = found
             try:
                 updated = change(current)
             except Unchanged:
                 return current
             try:
                 await self._kv.update(
-                    conversation_id, updated.model_dump_json().encode(), last=entry.revision
+                    conversation_id, updated.model_dump_json().encode(), last=revision
                 )
             except KeyWrongLastSequenceError:
                 continue
