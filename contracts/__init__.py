@@ -14,16 +14,21 @@ from contracts.events import (
     parse_final_turn_event,
     parse_turn_event,
 )
+from contracts.titles import TITLE_MAX_CHARS, ConversationTitled, TitleRequest, TitleSource
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TITLE_MAX_CHARS",
     "BusMessage",
     "ChatMessage",
     "ChatRequest",
+    "ConversationTitled",
     "DeadLetter",
     "FinishReason",
     "GenerationParams",
     "Role",
+    "TitleRequest",
+    "TitleSource",
     "Token",
     "TurnCompleted",
     "TurnDelta",

@@ -42,6 +42,9 @@ class ChatRequest(BusMessage):
     )
     conversation_id: Token
     turn_id: Token
+    tenant_id: Token = Field(default="default", description="Who pays; scopes every record")
+    user_id: Token = Field(default="default", description="The tenant's end user")
+    key_id: Token | None = Field(default=None, description="API key the request came with")
     model: str = Field(min_length=1, max_length=256, description="Public model name")
     messages: tuple[ChatMessage, ...] = Field(min_length=1)
     params: GenerationParams = GenerationParams()

@@ -47,6 +47,9 @@ class TurnUsage(TurnEventBase):
     """Exact token counts for what the provider generated in this turn."""
 
     type: Literal["turn.usage"] = "turn.usage"
+    tenant_id: Token = Field(default="default", description="Copied from the request")
+    user_id: Token = Field(default="default", description="Copied from the request")
+    key_id: Token | None = Field(default=None, description="Copied from the request")
     model: str
     provider_model: str
     input_tokens: int = Field(ge=0)

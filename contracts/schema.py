@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from contracts.chat import ChatRequest
 from contracts.deadletter import DeadLetter
 from contracts.events import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts.titles import ConversationTitled, TitleRequest
 
 __all__ = ["CONTRACTS", "json_schemas", "write_schemas"]
 
@@ -21,6 +22,8 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     TurnUsage,
     TurnCompleted,
     TurnFailed,
+    TitleRequest,
+    ConversationTitled,
     DeadLetter,
 )
 

@@ -8,6 +8,7 @@ while replay and other teams' consumers use wildcards over that token.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final, Literal
 
 __all__ = [
@@ -20,7 +21,11 @@ __all__ = [
     "EVENT_KINDS",
     "IDEMPOTENCY_BUCKET",
     "JOBS_BUCKET",
+    "KEYS_BUCKET",
+    "LIMITS_BUCKET",
     "REQUESTS_STREAM",
+    "TITLES_BUCKET",
+    "TITLE_REQUEST_SUBJECT",
     "TURNS_STREAM",
     "TURN_SUBJECTS",
     "USAGE_MEASURES",
@@ -34,6 +39,7 @@ __all__ = [
     "gateway_turns_filter",
     "parse_control_subject",
     "parse_usage_counter_subject",
+    "title_turn_id",
     "turn_event_subject",
     "turn_filter",
     "turn_id_from_subject",
@@ -45,6 +51,8 @@ PREFIX: Final = "tokenbus.v1"
 
 REQUESTS_STREAM: Final = "TOKENBUS_REQUESTS"
 CHAT_REQUEST_SUBJECT: Final = f"{PREFIX}.chat.request"
+# Same work-queue stream, its own durable consumer (the titler's).
+TITLE_REQUEST_SUBJECT: Final = f"{PREFIX}.title.request"
 
 TURNS_STREAM: Final = "TOKENBUS_TURNS"
 TURN_SUBJECTS: Final = f"{PREFIX}.turn.>"
@@ -58,6 +66,9 @@ USAGE_MEASURES: Final = ("input_tokens", "output_tokens", "cached_input_tokens",
 CONVERSATIONS_BUCKET: Final = "TOKENBUS_CONVERSATIONS"
 IDEMPOTENCY_BUCKET: Final = "TOKENBUS_IDEMPOTENCY"
 JOBS_BUCKET: Final = "TOKENBUS_JOBS"
+KEYS_BUCKET: Final = "TOKENBUS_KEYS"  # sha256(api key) -> key record; never the key itself
+TITLES_BUCKET: Final = "TOKENBUS_TITLES"  # conversation -> its one title (the titler's claim)
+LIMITS_BUCKET: Final = "TOKENBUS_LIMITS"  # budget reservations and rate-limit windows
 
 # Core NATS (not stored): every generator replica hears every control message.
 CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"
@@ -66,12 +77,13 @@ CANCEL_GRACE_HEADER: Final = "Tokenbus-Cancel-Grace"
 DEADLETTER_STREAM: Final = "TOKENBUS_DEADLETTER"
 DEADLETTER_SUBJECTS: Final = f"{PREFIX}.deadletter.>"
 
-EventKind = Literal["delta", "usage", "completed", "failed"]
+EventKind = Literal["delta", "usage", "completed", "failed", "title"]
 EVENT_KINDS: Final[dict[str, EventKind]] = {
     "turn.delta": "delta",
     "turn.usage": "usage",
     "turn.completed": "completed",
     "turn.failed": "failed",
+    "conversation.titled": "title",
 }
 
 # tokenbus.v1.turn.<gateway_id>.<conversation_id>.<turn_id>.<kind>
@@ -99,6 +111,14 @@ def turn_filter(conversation_id: str, turn_id: str) -> str:
 
 def turn_id_from_subject(subject: str) -> str:
     return subject.split(".", _TURN_ID_TOKEN + 1)[_TURN_ID_TOKEN]
+
+
+def title_turn_id(turn_id: str) -> str:
+    """The turn token under which the titler meters its own model call for `turn_id`.
+
+    A turn of its own, so the title's usage never shows up in the chat turn's replay.
+    """
+    return f"title-{hashlib.sha256(turn_id.encode()).hexdigest()[:32]}"
 
 
 def cancel_subject(conversation_id: str, turn_id: str) -> str:

@@ -13,7 +13,11 @@ from contracts.subjects import (
     DEADLETTER_SUBJECTS,
     IDEMPOTENCY_BUCKET,
     JOBS_BUCKET,
+    KEYS_BUCKET,
+    LIMITS_BUCKET,
     REQUESTS_STREAM,
+    TITLE_REQUEST_SUBJECT,
+    TITLES_BUCKET,
     TURN_SUBJECTS,
     TURNS_STREAM,
     USAGE_STREAM,
@@ -29,8 +33,8 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
     return [
         StreamConfig(
             name=REQUESTS_STREAM,
-            description="Chat requests waiting for a generator",
-            subjects=[CHAT_REQUEST_SUBJECT],
+            description="Chat requests waiting for a generator, title requests for the titler",
+            subjects=[CHAT_REQUEST_SUBJECT, TITLE_REQUEST_SUBJECT],
             # Work-queue retention: a request is gone once a generator acks it.
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
@@ -98,6 +102,26 @@ def bucket_configs(
             description="Background jobs: request, webhook, status",
             # A job's status is read from its turn's events: keep both as long.
             ttl=replay_window_s,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=KEYS_BUCKET,
+            description="API keys by sha256 digest: tenant, user, limits, revocation",
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=TITLES_BUCKET,
+            description="Each conversation's one generated title (the titler's claim)",
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=LIMITS_BUCKET,
+            description="Budget reservations and rate-limit windows, shared by gateway replicas",
+            # Windows are a minute or a day; two days covers a reservation's whole life.
+            ttl=2 * 24 * HOUR,
             storage=StorageType.FILE,
             replicas=replicas,
         ),

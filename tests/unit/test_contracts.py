@@ -91,6 +91,8 @@ def test_every_contract_exports_a_json_schema(tmp_path) -> None:  # type: ignore
         "turn.usage.v1",
         "turn.completed.v1",
         "turn.failed.v1",
+        "title.request.v1",
+        "conversation.titled.v1",
         "dead_letter.v1",
     }
     for schema in schemas.values():
