@@ -14,11 +14,13 @@ from contracts.events import (
     parse_final_turn_event,
     parse_turn_event,
 )
+from contracts.keys import ApiKeyRecord, Limits, TenantRecord
 from contracts.titles import TITLE_MAX_CHARS, ConversationTitled, TitleRequest, TitleSource
 
 __all__ = [
     "SCHEMA_VERSION",
     "TITLE_MAX_CHARS",
+    "ApiKeyRecord",
     "BusMessage",
     "ChatMessage",
     "ChatRequest",
@@ -26,7 +28,9 @@ __all__ = [
     "DeadLetter",
     "FinishReason",
     "GenerationParams",
+    "Limits",
     "Role",
+    "TenantRecord",
     "TitleRequest",
     "TitleSource",
     "Token",

@@ -34,6 +34,8 @@ class TurnEventBase(BusMessage):
     turn_id: Token
     seq: int = Field(ge=1)
     attempt: int = Field(default=1, ge=1)
+    tenant_id: Token = Field(default="default", description="Copied from the request")
+    user_id: Token = Field(default="default", description="Copied from the request")
 
 
 class TurnDelta(TurnEventBase):
@@ -47,8 +49,6 @@ class TurnUsage(TurnEventBase):
     """Exact token counts for what the provider generated in this turn."""
 
     type: Literal["turn.usage"] = "turn.usage"
-    tenant_id: Token = Field(default="default", description="Copied from the request")
-    user_id: Token = Field(default="default", description="Copied from the request")
     key_id: Token | None = Field(default=None, description="Copied from the request")
     model: str
     provider_model: str

@@ -9,7 +9,7 @@ while replay and other teams' consumers use wildcards over that token.
 from __future__ import annotations
 
 import hashlib
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "CANCEL_GRACE_HEADER",
@@ -23,7 +23,11 @@ __all__ = [
     "JOBS_BUCKET",
     "KEYS_BUCKET",
     "LIMITS_BUCKET",
+    "RATE_STREAM",
+    "RATE_SUBJECTS",
     "REQUESTS_STREAM",
+    "SPEND_MEASURES",
+    "SPEND_SUBJECTS",
     "TITLES_BUCKET",
     "TITLE_REQUEST_SUBJECT",
     "TURNS_STREAM",
@@ -32,6 +36,8 @@ __all__ = [
     "USAGE_STREAM",
     "USAGE_SUBJECTS",
     "EventKind",
+    "SpendScope",
+    "UsageKey",
     "attach_subject",
     "cancel_subject",
     "conversation_filter",
@@ -39,6 +45,9 @@ __all__ = [
     "gateway_turns_filter",
     "parse_control_subject",
     "parse_usage_counter_subject",
+    "rate_counter_subject",
+    "spend_counter_subject",
+    "tenant_usage_filter",
     "title_turn_id",
     "turn_event_subject",
     "turn_filter",
@@ -59,6 +68,9 @@ TURN_SUBJECTS: Final = f"{PREFIX}.turn.>"
 
 USAGE_STREAM: Final = "TOKENBUS_USAGE"
 USAGE_SUBJECTS: Final = f"{PREFIX}.usage.>"
+SPEND_SUBJECTS: Final = f"{PREFIX}.spend.>"
+RATE_STREAM: Final = "TOKENBUS_RATE"
+RATE_SUBJECTS: Final = f"{PREFIX}.rate.>"
 USAGE_MEASURES: Final = ("input_tokens", "output_tokens", "cached_input_tokens",
                          "cost_micro_usd", "turns")  # fmt: skip
 
@@ -141,18 +153,52 @@ def turn_kind_filter(kind: EventKind) -> str:
     return f"{PREFIX}.turn.*.*.*.{kind}"
 
 
-def usage_counter_subject(day: str, model: str, purpose: str, measure: str) -> str:
-    """A running total on a JetStream counter: tokenbus.v1.usage.<day>.<model>.<purpose>.<measure>.
+class UsageKey(NamedTuple):
+    """What one usage total is kept per (the measure aside)."""
+
+    tenant: str
+    day: str
+    user: str
+    key: str  # the API key id; "-" for work no key asked for (titles)
+    model: str
+    purpose: str
+
+
+def usage_counter_subject(key: UsageKey, measure: str) -> str:
+    """A running total on a JetStream counter:
+    tokenbus.v1.usage.<tenant>.<day>.<user>.<key>.<model>.<purpose>.<measure>.
 
     Model names may hold dots, which split subject tokens; `~` (never in a name) stands in.
     """
-    return f"{PREFIX}.usage.{day}.{model.replace('.', '~')}.{purpose}.{measure}"
+    model = key.model.replace(".", "~")
+    return (
+        f"{PREFIX}.usage.{key.tenant}.{key.day}.{key.user}.{key.key}.{model}.{key.purpose}."
+        f"{measure}"
+    )
 
 
-def parse_usage_counter_subject(subject: str) -> tuple[str, str, str, str]:
-    """(day, model, purpose, measure) of a usage counter subject."""
-    day, model, purpose, measure = subject.split(".")[3:7]
-    return day, model.replace("~", "."), purpose, measure
+def tenant_usage_filter(tenant: str) -> str:
+    return f"{PREFIX}.usage.{tenant}.>"
+
+
+def parse_usage_counter_subject(subject: str) -> tuple[UsageKey, str]:
+    """(key, measure) of a usage counter subject."""
+    tenant, day, user, key, model, purpose, measure = subject.split(".")[3:10]
+    return UsageKey(tenant, day, user, key, model.replace("~", "."), purpose), measure
+
+
+SpendScope = Literal["tenant", "key"]
+SPEND_MEASURES: Final = ("tokens", "cost_micro_usd")
+
+
+def spend_counter_subject(day: str, scope: SpendScope, scope_id: str, measure: str) -> str:
+    """A day's spend of one tenant or one key, all models together (what budgets check)."""
+    return f"{PREFIX}.spend.{day}.{scope}.{scope_id}.{measure}"
+
+
+def rate_counter_subject(key_id: str, minute: int, measure: str) -> str:
+    """Requests or tokens one API key used in one clock minute (rate limits)."""
+    return f"{PREFIX}.rate.{key_id}.{minute}.{measure}"
 
 
 def deadletter_subject(consumer: str) -> str:

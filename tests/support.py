@@ -53,6 +53,15 @@ class Stack:
     state_dir: Path
     process: subprocess.Popen[str]
 
+    @property
+    def api_key(self) -> str:
+        """The dev key `tokenbus up` issued (tenant "dev", user "dev")."""
+        return (self.state_dir / "dev-api-key").read_text().strip()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def pid(self, name: str) -> int:
         pids: dict[str, int] = json.loads((self.state_dir / "pids.json").read_text())
         return pids[name]

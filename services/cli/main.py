@@ -1,4 +1,4 @@
-"""`tokenbus` command: `tokenbus up` runs the whole system locally."""
+"""`tokenbus` command: `tokenbus up` runs the whole system locally; `tokenbus keys` manages keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import uvloop
 
+from services.cli.keys import add_keys_commands, run_keys
 from services.cli.up import UpOptions, run_up
 
 __all__ = ["main"]
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--generators", type=int, default=1, help="generator replicas (competing consumers)"
     )
+    add_keys_commands(commands)
     return parser
 
 
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             generators=max(1, args.generators),
         )
         return uvloop.run(run_up(options))
+    if args.command == "keys":
+        return uvloop.run(run_keys(args))
     return 2
 
 

@@ -19,6 +19,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import REQUESTS_STREAM, TURNS_STREAM
+from services.cli.keys import ensure_dev_key
 from services.cli.supervisor import ChildSpec, StackFailed, Supervisor
 from services.runtime.catalog import CatalogError, load_catalog
 from services.runtime.embedded_nats import NatsServerProcess, free_port
@@ -189,7 +190,10 @@ async def run_up(options: UpOptions) -> int:
             await supervisor.start(spec)
             if stop.is_set():
                 return 0
+        dev_key_file = options.state_dir / "dev-api-key"
+        dev_key = await ensure_dev_key(planned.nats.url, dev_key_file)
         print(f"tokenbus bus: {planned.nats.url}", flush=True)
+        print(f"tokenbus dev API key: {dev_key}  (saved in {dev_key_file})", flush=True)
         print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)
         print(f"tokenbus is up: {planned.gateway_url}  (Ctrl-C to stop)", flush=True)
         exited = asyncio.create_task(supervisor.supervise())

@@ -16,6 +16,7 @@ from contracts import (
     new_id,
     utc_now,
 )
+from services.gateway.auth import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
@@ -28,7 +29,11 @@ __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
 
 
 def to_chat_request(
-    body: ChatCompletionRequest, settings: GatewaySettings, catalog: Catalog, correlation_id: str
+    body: ChatCompletionRequest,
+    settings: GatewaySettings,
+    catalog: Catalog,
+    caller: Caller,
+    correlation_id: str,
 ) -> ChatRequest:
     entry = chat_model(catalog, body.model)
     limit = body.output_limit
@@ -42,6 +47,9 @@ def to_chat_request(
         # A stateless completion is a conversation of one turn.
         conversation_id=turn_id,
         turn_id=turn_id,
+        tenant_id=caller.tenant_id,
+        user_id=caller.user_id,
+        key_id=caller.key_id,
         model=body.model,
         messages=tuple(m.to_contract() for m in body.messages),
         params=GenerationParams(

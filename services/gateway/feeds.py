@@ -32,7 +32,9 @@ async def open_feed(
 ) -> TurnFeed:
     settings = state.settings
     turn = ClaimedTurn.of(TurnRef.of(request))
-    claim = await claim_turn(state, route, idempotency_key, canonical_body, turn)
+    # A key is the caller's own: the same key from another tenant starts its own turn.
+    scoped_route = f"{request.tenant_id}.{request.user_id}.{route}"
+    claim = await claim_turn(state, scoped_route, idempotency_key, canonical_body, turn)
     if claim is not None and claim.existing is not None:
         return ReplayedTurn(state.bus, claim.existing.ref(), settings.heartbeat_s, cancel_grace_s)
     try:

@@ -14,6 +14,7 @@ from contracts import parse_final_turn_event
 from contracts.subjects import (
     CONVERSATIONS_BUCKET,
     IDEMPOTENCY_BUCKET,
+    KEYS_BUCKET,
     TURNS_STREAM,
     turn_kind_filter,
 )
@@ -30,6 +31,7 @@ from services.gateway.routes import chat, conversations, health, jobs, models, u
 from services.gateway.state import GatewayState
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
+from services.runtime.keys import KeyStore
 from services.runtime.logs import configure_logging
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
@@ -68,6 +70,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
             idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
             queue=queue,
             jobs=background_jobs.store,
+            keys=KeyStore(await bus.js.key_value(KEYS_BUCKET)),
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:

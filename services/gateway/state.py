@@ -15,6 +15,7 @@ from services.gateway.jobs.store import JobStore
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
+from services.runtime.keys import KeyStore
 
 __all__ = ["GatewayState", "State"]
 
@@ -29,6 +30,7 @@ class GatewayState:
     idempotency: IdempotencyKeys
     queue: QueueMonitor
     jobs: JobStore
+    keys: KeyStore
 
 
 async def _state(request: Request) -> GatewayState:

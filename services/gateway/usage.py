@@ -10,32 +10,38 @@ import orjson
 from contracts.subjects import (
     USAGE_MEASURES,
     USAGE_STREAM,
-    USAGE_SUBJECTS,
     parse_usage_counter_subject,
+    tenant_usage_filter,
 )
 from services.runtime.bus import Bus
 
 __all__ = ["GROUPINGS", "usage_totals"]
 
-GROUPINGS = ("day", "model", "purpose")
+GROUPINGS = ("day", "model", "purpose", "user", "key")
 
 
 async def usage_totals(
-    bus: Bus, first_day: str, last_day: str, group_by: tuple[str, ...]
+    bus: Bus, tenant_id: str, first_day: str, last_day: str, group_by: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows per group (days as YYYY-MM-DD, inclusive range) and the grand total."""
-    info = await bus.js.stream_info(USAGE_STREAM, subjects_filter=USAGE_SUBJECTS)
+    """The tenant's rows per group (days as YYYY-MM-DD, inclusive range) and its total."""
+    info = await bus.js.stream_info(USAGE_STREAM, subjects_filter=tenant_usage_filter(tenant_id))
     groups: dict[tuple[str, ...], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(USAGE_MEASURES, 0)
     )
     for subject in info.state.subjects or {}:
-        day, model, purpose, measure = parse_usage_counter_subject(subject)
-        if not first_day <= day <= last_day or measure not in USAGE_MEASURES:
+        key, measure = parse_usage_counter_subject(subject)
+        if not first_day <= key.day <= last_day or measure not in USAGE_MEASURES:
             continue
         latest = await bus.js.get_last_msg(USAGE_STREAM, subject, direct=True)
         if latest.data is None:
             continue
-        labels = {"day": day, "model": model, "purpose": purpose}
+        labels = {
+            "day": key.day,
+            "model": key.model,
+            "purpose": key.purpose,
+            "user": key.user,
+            "key": key.key,
+        }
         value = int(orjson.loads(latest.data)["val"])
         groups[tuple(labels[g] for g in group_by)][measure] += value
     rows = [

@@ -45,6 +45,8 @@ async def generate_turn(
             "correlation_id": request.correlation_id,
             "conversation_id": request.conversation_id,
             "turn_id": request.turn_id,
+            "tenant_id": request.tenant_id,
+            "user_id": request.user_id,
             "attempt": attempt,
             "seq": next(seq),
         }
@@ -101,7 +103,7 @@ async def generate_turn(
 
     usage = _usage(request, end, chunks)
     if usage is not None:
-        await sink.emit(request, TurnUsage(**envelope(), **usage))
+        await sink.emit(request, TurnUsage(**envelope(), key_id=request.key_id, **usage))
     if failure is not None:
         await sink.emit_final(
             request,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.subjects import (
     CHAT_REQUEST_SUBJECT,
@@ -15,7 +19,10 @@ from contracts.subjects import (
     JOBS_BUCKET,
     KEYS_BUCKET,
     LIMITS_BUCKET,
+    RATE_STREAM,
+    RATE_SUBJECTS,
     REQUESTS_STREAM,
+    SPEND_SUBJECTS,
     TITLE_REQUEST_SUBJECT,
     TITLES_BUCKET,
     TURN_SUBJECTS,
@@ -24,9 +31,18 @@ from contracts.subjects import (
     USAGE_SUBJECTS,
 )
 
-__all__ = ["bucket_configs", "ensure_streams", "stream_configs"]
+__all__ = ["JetStreamSettings", "bucket_configs", "ensure_streams", "stream_configs"]
 
 HOUR = 3600.0
+
+
+class JetStreamSettings(BaseSettings):
+    """How the streams are stored, from TOKENBUS_JETSTREAM_* (the same for every service)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENBUS_JETSTREAM_", extra="ignore")
+
+    # 1 on a single server; 3 on a 3-node cluster, so a stream outlives one node.
+    replicas: int = Field(default=1, ge=1, le=5)
 
 
 def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> list[StreamConfig]:
@@ -55,7 +71,7 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
         StreamConfig(
             name=USAGE_STREAM,
             description="Usage totals per day, model, purpose and measure (server-side counters)",
-            subjects=[USAGE_SUBJECTS],
+            subjects=[USAGE_SUBJECTS, SPEND_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             allow_msg_counter=True,
@@ -63,6 +79,18 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
             # Each usage event adds under its own message id: a redelivered event
             # inside this window is dropped by the server, so nothing counts twice.
             duplicate_window=24 * HOUR,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=RATE_STREAM,
+            description="Requests and tokens per API key per minute (rate limits)",
+            subjects=[RATE_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            # Shared by gateway replicas; a lost window costs at most one minute's count.
+            storage=StorageType.MEMORY,
+            allow_msg_counter=True,
+            allow_direct=True,
+            max_age=180.0,
             num_replicas=replicas,
         ),
         StreamConfig(
@@ -128,9 +156,17 @@ def bucket_configs(
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replay_window_s: float = 24 * HOUR) -> None:
-    """Create or update every stream and KV bucket; safe to run from every replica."""
-    for config in stream_configs(replay_window_s):
+async def ensure_streams(
+    js: JetStreamContext, replay_window_s: float = 24 * HOUR, replicas: int | None = None
+) -> None:
+    """Create or update every stream and KV bucket; safe to run from every replica.
+
+    `replicas` defaults to TOKENBUS_JETSTREAM_REPLICAS (1). On a cluster an existing
+    stream or bucket is brought to that replica count in place.
+    """
+    if replicas is None:
+        replicas = JetStreamSettings().replicas
+    for config in stream_configs(replay_window_s, replicas=replicas):
         assert config.name is not None
         try:
             await js.stream_info(config.name)
@@ -142,8 +178,16 @@ async def ensure_streams(js: JetStreamContext, replay_window_s: float = 24 * HOU
                 await js.update_stream(config)
         else:
             await js.update_stream(config)
-    for bucket in bucket_configs(replay_window_s=replay_window_s):
+    for bucket in bucket_configs(replay_window_s=replay_window_s, replicas=replicas):
         try:
             await js.create_key_value(bucket)
         except BadRequestError:
             await js.key_value(bucket.bucket)
+            await _ensure_replicas(js, f"KV_{bucket.bucket}", replicas)
+
+
+async def _ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> None:
+    # A bucket made earlier keeps its own settings; only its replica count follows ours.
+    info = await js.stream_info(stream)
+    if info.config.num_replicas != replicas:
+        await js.update_stream(replace(info.config, num_replicas=replicas))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 
-from contracts.subjects import usage_counter_subject
-
 __all__ = ["NatsUsageCounters"]
 
 
@@ -13,12 +11,8 @@ class NatsUsageCounters:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def add(
-        self, day: str, model: str, purpose: str, measure: str, amount: int, once_id: str
-    ) -> None:
+    async def add(self, subject: str, amount: int, once_id: str) -> None:
         # No stream= here: the server rejects counter increments that name it (10171).
         await self._js.publish(
-            usage_counter_subject(day, model, purpose, measure),
-            b"",
-            headers={"Nats-Incr": str(amount), "Nats-Msg-Id": once_id},
+            subject, b"", headers={"Nats-Incr": str(amount), "Nats-Msg-Id": once_id}
         )

@@ -7,7 +7,7 @@ import logging
 from contracts import TurnUsage
 from services.runtime.catalog import Catalog
 from services.runtime.worker import Delivery, Handler
-from services.usage.ports import UsageCounters
+from services.usage.ports import Reservations, UsageCounters
 from services.usage.service import meter
 
 __all__ = ["usage_handler"]
@@ -15,8 +15,10 @@ __all__ = ["usage_handler"]
 log = logging.getLogger("tokenbus.usage")
 
 
-def usage_handler(catalog: Catalog, counters: UsageCounters) -> Handler[TurnUsage]:
+def usage_handler(
+    catalog: Catalog, counters: UsageCounters, reservations: Reservations
+) -> Handler[TurnUsage]:
     async def on_usage(event: TurnUsage, delivery: Delivery) -> None:
-        await meter(event, catalog, counters)
+        await meter(event, catalog, counters, reservations)
 
     return on_usage

@@ -6,6 +6,7 @@ import logging
 
 from contracts import TurnUsage
 from contracts.subjects import TURNS_STREAM, turn_kind_filter
+from services.runtime.budgets import Budgets
 from services.runtime.catalog import CatalogError, load_catalog
 from services.runtime.consumer_service import serve_consumer
 from services.runtime.lifecycle import run_service
@@ -39,7 +40,9 @@ def main() -> None:
             nats_url=settings.nats_url,
             config=config,
             decode=TurnUsage.model_validate_json,
-            make_handler=lambda bus: usage_handler(catalog, NatsUsageCounters(bus.js)),
+            make_handler=lambda bus: usage_handler(
+                catalog, NatsUsageCounters(bus.js), Budgets(bus.js)
+            ),
             stop=stop,
         )
     )

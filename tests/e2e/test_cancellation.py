@@ -84,7 +84,7 @@ async def test_a_streaming_client_that_disconnects_stops_the_model_and_is_metere
     received = 0
     turn_id = ""
     async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http,
+        httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth, timeout=30) as http,
         http.stream("POST", "/v1/chat/completions", json={**LONG_ANSWER, "stream": True}) as r,
     ):
         async for line in r.aiter_lines():
@@ -121,7 +121,9 @@ async def decoding_started(stack: Stack) -> None:
 
 async def test_a_non_streaming_client_that_gives_up_stops_the_model(stack: Stack) -> None:
     before = await settled_predicted_tokens(stack)
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth, timeout=60
+    ) as http:
         waiting = asyncio.create_task(http.post("/v1/chat/completions", json=LONG_ANSWER))
         await decoding_started(stack)
         waiting.cancel()  # the client gives up and closes its connection

@@ -32,7 +32,9 @@ PROMPT = [{"role": "user", "content": "Write two sentences about the sea."}]
 
 @pytest.fixture
 def client(stack: Stack) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{stack.gateway_url}/v1", api_key="unused", max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
+    )
 
 
 async def test_streams_a_completion_token_by_token_through_the_openai_sdk(
@@ -243,7 +245,7 @@ async def test_bad_input_gets_a_clean_openai_error_and_publishes_nothing(
     stack: Stack, body: bytes, status: int, code: str
 ) -> None:
     before = await requests_published(stack)
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         response = await http.post(
             "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
         )
@@ -259,7 +261,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(stack: Stack) -> None:
     before = await requests_published(stack)
     huge = b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "'
     huge += b"x" * 2_000_000 + b'"}]}'
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         response = await http.post(
             "/v1/chat/completions", content=huge, headers={"content-type": "application/json"}
         )
@@ -275,7 +277,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(stack: Stack) -> None:
 
 
 async def test_health_and_readiness(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
     assert ready.status_code == 200
@@ -299,7 +301,7 @@ async def test_heartbeats_keep_the_stream_alive_while_the_first_token_is_slow(
     }
     with extra_gateway(stack, heartbeat_s="0.02") as url:
         async with (
-            httpx.AsyncClient(base_url=url, timeout=60) as http,
+            httpx.AsyncClient(base_url=url, headers=stack.auth, timeout=60) as http,
             http.stream("POST", "/v1/chat/completions", json=body) as response,
         ):
             lines = [line async for line in response.aiter_lines() if line]

@@ -85,7 +85,9 @@ async def wait_for_answer(http: httpx.AsyncClient, conversation_id: str) -> dict
 
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth, timeout=60
+    ) as client:
         yield client
 
 
@@ -132,7 +134,7 @@ async def test_resume_on_another_gateway_replica_loses_and_repeats_nothing(
 
     with extra_gateway(stack) as other_url:
         async with (
-            httpx.AsyncClient(base_url=other_url, timeout=60) as other,
+            httpx.AsyncClient(base_url=other_url, headers=stack.auth, timeout=60) as other,
             other.stream(
                 "GET",
                 f"/v1/conversations/{conversation_id}/stream",
@@ -170,7 +172,7 @@ async def test_a_reader_that_leaves_for_good_cancels_the_turn_after_the_grace(
     stack: Stack,
 ) -> None:
     with extra_gateway(stack, resume_grace_s="0.5") as url:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=url, headers=stack.auth, timeout=60) as http:
             conversation_id = await new_conversation(http)
             async with http.stream(
                 "POST",

@@ -38,7 +38,9 @@ def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def http(crash_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=crash_stack.gateway_url, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=crash_stack.gateway_url, headers=crash_stack.auth, timeout=60
+    ) as client:
         yield client
 
 

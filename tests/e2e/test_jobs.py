@@ -28,9 +28,14 @@ ENDED = {"completed", "failed", "cancelled"}
 
 
 async def wait_for_job(
-    url: str, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+    stack: Stack,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,
+    url: str | None = None,
 ) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    base_url = url or stack.gateway_url
+    async with httpx.AsyncClient(base_url=base_url, headers=stack.auth, timeout=10) as http:
         deadline = time.monotonic() + timeout
         while True:
             response = await http.get(f"/v1/jobs/{job_id}")
@@ -41,8 +46,9 @@ async def wait_for_job(
             await asyncio.sleep(0.2)
 
 
-async def submit(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+async def submit(stack: Stack, body: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+    base_url = url or stack.gateway_url
+    async with httpx.AsyncClient(base_url=base_url, headers=stack.auth, timeout=10) as http:
         response = await http.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
     job: dict[str, Any] = response.json()
@@ -51,14 +57,14 @@ async def submit(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_job_runs_with_no_client_attached_and_reports_its_result(stack: Stack) -> None:
-    accepted = await submit(stack.gateway_url, JOB)
+    accepted = await submit(stack, JOB)
     assert accepted["object"] == "job"
     assert accepted["status"] == "queued"
     assert accepted["model"] == MODEL
     assert accepted["result"] is None
     assert accepted["webhook"] is None
 
-    job = await wait_for_job(stack.gateway_url, accepted["id"], lambda j: j["status"] in ENDED)
+    job = await wait_for_job(stack, accepted["id"], lambda j: j["status"] in ENDED)
 
     assert job["status"] == "completed", job
     assert job["error"] is None
@@ -72,7 +78,7 @@ async def test_a_job_runs_with_no_client_attached_and_reports_its_result(stack: 
 
 
 async def test_an_unknown_job_is_404_job_not_found(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         answers = [await http.get(f"/v1/jobs/{job_id}") for job_id in ("nope", "a.b", "x" * 200)]
     for answer in answers:
         assert answer.status_code == 404
@@ -119,7 +125,7 @@ async def test_bad_input_gets_a_clean_openai_error_and_queues_no_job(
     stack: Stack, body: bytes, status: int, code: str
 ) -> None:
     before = await _bus_writes(stack)
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         response = await http.post(
             "/v1/jobs", content=body, headers={"content-type": "application/json"}
         )
@@ -169,12 +175,10 @@ def receiver() -> Iterator[Receiver]:
 async def test_a_webhook_is_retried_until_the_receiver_takes_it(
     stack: Stack, receiver: Receiver
 ) -> None:
-    accepted = await submit(stack.gateway_url, {**JOB, "webhook_url": receiver.url})
+    accepted = await submit(stack, {**JOB, "webhook_url": receiver.url})
     assert accepted["webhook"] == {"status": "pending", "attempts": 0}
 
-    job = await wait_for_job(
-        stack.gateway_url, accepted["id"], lambda j: j["webhook"]["status"] != "pending"
-    )
+    job = await wait_for_job(stack, accepted["id"], lambda j: j["webhook"]["status"] != "pending")
 
     assert job["status"] == "completed"
     assert job["webhook"] == {"status": "delivered", "attempts": 2}
@@ -190,13 +194,13 @@ async def test_a_webhook_is_retried_until_the_receiver_takes_it(
 
 async def test_a_job_finishes_after_the_gateway_that_accepted_it_is_gone(stack: Stack) -> None:
     with extra_gateway(stack) as accepting:
-        accepted = await submit(accepting, {**JOB, "max_tokens": 64})
+        accepted = await submit(stack, {**JOB, "max_tokens": 64}, url=accepting)
     # A new gateway process, which never saw the request, reads it from the bus.
     with extra_gateway(stack) as other:
-        job = await wait_for_job(other, accepted["id"], lambda j: j["status"] in ENDED)
+        job = await wait_for_job(stack, accepted["id"], lambda j: j["status"] in ENDED, url=other)
     assert job["status"] == "completed"
     assert job["result"]["choices"][0]["message"]["content"]
-    again = await wait_for_job(stack.gateway_url, accepted["id"], lambda j: True)
+    again = await wait_for_job(stack, accepted["id"], lambda j: True)
     assert again == job
 
 

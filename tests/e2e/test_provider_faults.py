@@ -71,7 +71,9 @@ max_output_tokens = 2048
 
 @pytest.fixture
 async def http(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fault_stack.gateway_url, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=fault_stack.gateway_url, headers=fault_stack.auth, timeout=60
+    ) as client:
         yield client
 
 

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth, timeout=120
+    ) as client:
         yield client
 
 

@@ -44,8 +44,11 @@ class Conversation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: Token
+    tenant_id: Token
+    user_id: Token
     model: str
     title: str | None = None
+    title_source: Literal["user", "model", "fallback"] | None = None
     system: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)

@@ -27,7 +27,7 @@ _READ_BACK_PATIENCE_S = 10.0
 
 def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[TurnCompleted | TurnFailed]:
     async def record(final: TurnCompleted | TurnFailed, delivery: Delivery) -> None:
-        conversation = await store.get(final.conversation_id)
+        conversation = await store.get(final.tenant_id, final.conversation_id)
         if conversation is None or conversation.has_answer_for(final.turn_id):
             return  # a stateless completion, or already recorded (redelivery)
         text, usage = await _read_back(bus, final)
@@ -56,7 +56,7 @@ def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[TurnCompleted |
                 }
             )
 
-        await store.update(final.conversation_id, add_answer)
+        await store.update(final.tenant_id, final.conversation_id, add_answer)
 
     return record
 

@@ -15,6 +15,7 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter
+from services.gateway.auth import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
@@ -58,11 +59,14 @@ def _not_found(conversation_id: str) -> ApiError:
     return ApiError(404, "No such conversation.", "conversation_not_found", "conversation_id")
 
 
-async def load_conversation(store: ConversationStore, conversation_id: str) -> Conversation:
+async def load_conversation(
+    store: ConversationStore, caller: Caller, conversation_id: str
+) -> Conversation:
+    """The caller's own conversation; anyone else's answers exactly like a missing one."""
     if not conversation_id or len(conversation_id) > 64 or set(conversation_id) - _ID_CHARS:
         raise _not_found(conversation_id)
-    conversation = await store.get(conversation_id)
-    if conversation is None:
+    conversation = await store.get(caller.tenant_id, conversation_id)
+    if conversation is None or conversation.user_id != caller.user_id:
         raise _not_found(conversation_id)
     return conversation
 
@@ -87,6 +91,7 @@ async def begin_turn(
     store: ConversationStore,
     settings: GatewaySettings,
     catalog: Catalog,
+    caller: Caller,
     conversation_id: str,
     content: str,
     max_tokens: int | None,
@@ -95,7 +100,7 @@ async def begin_turn(
     turn_id: str,
 ) -> TurnPlan:
     """Record the user's message and reserve the conversation for one new turn."""
-    conversation = await load_conversation(store, conversation_id)
+    conversation = await load_conversation(store, caller, conversation_id)
     entry = chat_model(catalog, conversation.model)
     check_output_limit(entry, max_tokens)
     output_budget = max_tokens or min(entry.max_output_tokens, 1024)
@@ -128,7 +133,7 @@ async def begin_turn(
             }
         )
 
-    updated = await store.update(conversation_id, reserve)
+    updated = await store.update(caller.tenant_id, conversation_id, reserve)
     if updated is None:
         raise _not_found(conversation_id)
     messages = _fit_context(
@@ -142,6 +147,9 @@ async def begin_turn(
         gateway_id=settings.gateway_id,
         conversation_id=conversation_id,
         turn_id=turn_id,
+        tenant_id=caller.tenant_id,
+        user_id=caller.user_id,
+        key_id=caller.key_id,
         model=conversation.model,
         messages=messages,
         params=GenerationParams(max_tokens=max_tokens, temperature=temperature),
@@ -150,7 +158,9 @@ async def begin_turn(
     return TurnPlan(request=request, conversation=updated)
 
 
-async def abandon_turn(store: ConversationStore, conversation_id: str, turn_id: str) -> None:
+async def abandon_turn(
+    store: ConversationStore, tenant_id: str, conversation_id: str, turn_id: str
+) -> None:
     """The request never reached the bus: take back the user's message and the reservation."""
 
     def undo(current: Conversation) -> Conversation:
@@ -162,7 +172,7 @@ async def abandon_turn(store: ConversationStore, conversation_id: str, turn_id: 
             }
         )
 
-    await store.update(conversation_id, undo)
+    await store.update(tenant_id, conversation_id, undo)
 
 
 async def stream_events(events: TurnEvents) -> AsyncIterator[bytes]:
@@ -220,18 +230,22 @@ async def resume_events(
             request_cancel(bus, conversation.id, turn_id, grace_s)
 
 
-async def cancel_active_turn(store: ConversationStore, bus: Bus, conversation_id: str) -> str:
-    conversation = await load_conversation(store, conversation_id)
+async def cancel_active_turn(
+    store: ConversationStore, bus: Bus, caller: Caller, conversation_id: str
+) -> str:
+    conversation = await load_conversation(store, caller, conversation_id)
     if not conversation.busy(utc_now()) or conversation.active_turn_id is None:
         raise ApiError(409, "No turn is running in this conversation.", "no_turn_in_progress")
     request_cancel(bus, conversation_id, conversation.active_turn_id)
     return conversation.active_turn_id
 
 
-async def delete_conversation(store: ConversationStore, bus: Bus, conversation_id: str) -> None:
-    conversation = await load_conversation(store, conversation_id)
+async def delete_conversation(
+    store: ConversationStore, bus: Bus, caller: Caller, conversation_id: str
+) -> None:
+    conversation = await load_conversation(store, caller, conversation_id)
     if conversation.busy(utc_now()) and conversation.active_turn_id:
         request_cancel(bus, conversation_id, conversation.active_turn_id)
     # Its events go too: the stream must not keep what the user deleted.
     await bus.js.purge_stream(TURNS_STREAM, subject=conversation_filter(conversation_id))
-    await store.delete(conversation_id)
+    await store.delete(caller.tenant_id, conversation_id)

@@ -31,6 +31,8 @@ class JobRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: Token
+    tenant_id: Token = "default"
+    user_id: Token = "default"
     created_at: datetime
     model: str
     conversation_id: Token
@@ -45,6 +47,8 @@ class JobRecord(BaseModel):
     def of(cls, request: ChatRequest, webhook_url: str | None) -> JobRecord:
         return cls(
             id=request.turn_id,
+            tenant_id=request.tenant_id,
+            user_id=request.user_id,
             created_at=request.occurred_at,
             model=request.model,
             conversation_id=request.conversation_id,

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from contracts import ChatRequest, utc_now
+from services.gateway.auth import Caller
 from services.gateway.errors import ApiError
 from services.gateway.jobs.events import stored_turn_events
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord
@@ -47,9 +48,11 @@ async def submit_job(
     return job
 
 
-async def job_status(bus: Bus, store: JobStore, job_id: str) -> dict[str, Any]:
-    """The job's status body; 404 job_not_found if there is no such job."""
+async def job_status(bus: Bus, store: JobStore, caller: Caller, job_id: str) -> dict[str, Any]:
+    """The job's status body; 404 job_not_found if there is no such job of the caller's."""
     job = await _load(store, job_id)
+    if (job.tenant_id, job.user_id) != (caller.tenant_id, caller.user_id):
+        raise _not_found()
     try:
         events = await stored_turn_events(bus, job.conversation_id, job.turn_id)
     except Exception as exc:
@@ -67,5 +70,9 @@ async def _load(store: JobStore, job_id: str) -> JobRecord:
             log.warning("job record not read", extra={"error_type": type(exc).__name__})
             raise bus_unavailable() from None
     if job is None:
-        raise ApiError(404, "There is no job with this id.", "job_not_found", "job_id")
+        raise _not_found()
     return job
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "There is no job with this id.", "job_not_found", "job_id")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from contracts import new_id
+from services.gateway.auth import Authenticated
 from services.gateway.completions import collect_completion, stream_completion, to_chat_request
 from services.gateway.disconnect import ClientGone, unless_client_leaves
 from services.gateway.feeds import open_feed
@@ -21,10 +22,11 @@ async def chat_completions(
     body: ChatCompletionRequest,
     http_request: Request,
     state: State,
+    caller: Authenticated,
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
-    request = to_chat_request(body, state.settings, state.catalog, x_request_id or new_id())
+    request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
     events = await open_feed(
         state,
         request,

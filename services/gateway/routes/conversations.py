@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from contracts import new_id
+from contracts import new_id, utc_now
+from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation
 from services.gateway.conversations.service import (
@@ -44,6 +45,20 @@ class NewConversation(BaseModel):
     title: StrictStr | None = Field(default=None, min_length=1, max_length=200)
 
 
+class ConversationChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: StrictStr = Field(min_length=1, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _one_clean_line(cls, value: str) -> str:
+        cleaned = " ".join(value.split())
+        if not cleaned or not cleaned.isprintable():
+            raise ValueError("a title is one line of printable text")
+        return cleaned
+
+
 class NewMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +72,7 @@ def _summary(c: Conversation) -> dict[str, Any]:
         "id": c.id,
         "object": "conversation",
         "title": c.title,
+        "title_source": c.title_source,
         "model": c.model,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
@@ -74,30 +90,57 @@ def _detail(c: Conversation) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-async def create(body: NewConversation, state: State) -> dict[str, Any]:
+async def create(body: NewConversation, state: State, caller: Authenticated) -> dict[str, Any]:
     entry = (
         chat_model(state.catalog, body.model) if body.model else default_chat_model(state.catalog)
     )
     conversation = Conversation(
-        id=new_id("conv"), model=entry.name, system=body.system, title=body.title
+        id=new_id("conv"),
+        tenant_id=caller.tenant_id,
+        user_id=caller.user_id,
+        model=entry.name,
+        system=body.system,
+        title=body.title,
+        title_source="user" if body.title else None,
     )
     await state.conversations.create(conversation)
     return _detail(conversation)
 
 
 @router.get("")
-async def list_all(state: State) -> dict[str, Any]:
-    return {"object": "list", "data": [_summary(c) for c in await state.conversations.list()]}
+async def list_all(state: State, caller: Authenticated) -> dict[str, Any]:
+    mine = [
+        c for c in await state.conversations.list(caller.tenant_id) if c.user_id == caller.user_id
+    ]
+    return {"object": "list", "data": [_summary(c) for c in mine]}
 
 
 @router.get("/{conversation_id}")
-async def get_one(conversation_id: str, state: State) -> dict[str, Any]:
-    return _detail(await load_conversation(state.conversations, conversation_id))
+async def get_one(conversation_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    return _detail(await load_conversation(state.conversations, caller, conversation_id))
+
+
+@router.patch("/{conversation_id}")
+async def rename(
+    conversation_id: str, body: ConversationChanges, state: State, caller: Authenticated
+) -> dict[str, Any]:
+    """A user's title is final: the titler never replaces it."""
+    await load_conversation(state.conversations, caller, conversation_id)
+
+    def retitle(current: Conversation) -> Conversation:
+        return current.model_copy(
+            update={"title": body.title, "title_source": "user", "updated_at": utc_now()}
+        )
+
+    updated = await state.conversations.update(caller.tenant_id, conversation_id, retitle)
+    if updated is None:  # deleted in between
+        raise ApiError(404, "No such conversation.", "conversation_not_found", "conversation_id")
+    return _detail(updated)
 
 
 @router.delete("/{conversation_id}", status_code=204)
-async def delete(conversation_id: str, state: State) -> Response:
-    await delete_conversation(state.conversations, state.bus, conversation_id)
+async def delete(conversation_id: str, state: State, caller: Authenticated) -> Response:
+    await delete_conversation(state.conversations, state.bus, caller, conversation_id)
     return Response(status_code=204)
 
 
@@ -106,6 +149,7 @@ async def send_message(
     conversation_id: str,
     body: NewMessage,
     state: State,
+    caller: Authenticated,
     request_id: RequestId = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StreamingResponse:
@@ -117,11 +161,11 @@ async def send_message(
             "invalid_value",
             "content",
         )
-    conversation = await load_conversation(state.conversations, conversation_id)
+    conversation = await load_conversation(state.conversations, caller, conversation_id)
     correlation_id, turn_id = request_id or new_id(), new_id()
     claim = await claim_turn(
         state,
-        f"conversations.{conversation_id}.messages",
+        f"{caller.tenant_id}.{caller.user_id}.conversations.{conversation_id}.messages",
         idempotency_key,
         body.model_dump_json().encode(),
         ClaimedTurn(
@@ -148,6 +192,7 @@ async def send_message(
             state.conversations,
             settings,
             state.catalog,
+            caller,
             conversation_id,
             body.content,
             body.max_tokens,
@@ -164,7 +209,7 @@ async def send_message(
             state.bus, state.relay, plan.request, settings.heartbeat_s, settings.resume_grace_s
         )
     except ApiError:
-        await abandon_turn(state.conversations, conversation_id, turn_id)
+        await abandon_turn(state.conversations, caller.tenant_id, conversation_id, turn_id)
         if claim is not None:
             await state.idempotency.release(claim)
         raise
@@ -179,11 +224,12 @@ def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
 async def attach(
     conversation_id: str,
     state: State,
+    caller: Authenticated,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id", max_length=200)] = None,
 ) -> StreamingResponse:
     """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
-    conversation = await load_conversation(state.conversations, conversation_id)
+    conversation = await load_conversation(state.conversations, caller, conversation_id)
     turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
     return _sse(
         resume_events(
@@ -198,6 +244,6 @@ async def attach(
 
 
 @router.post("/{conversation_id}/cancel")
-async def cancel(conversation_id: str, state: State) -> dict[str, Any]:
-    turn_id = await cancel_active_turn(state.conversations, state.bus, conversation_id)
+async def cancel(conversation_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    turn_id = await cancel_active_turn(state.conversations, state.bus, caller, conversation_id)
     return {"object": "turn.cancel", "conversation_id": conversation_id, "turn_id": turn_id}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from contracts import new_id, utc_now
+from services.gateway.auth import Authenticated
 from services.gateway.completions import to_chat_request
 from services.gateway.jobs.models import NewJob
 from services.gateway.jobs.service import job_status, submit_job
@@ -22,8 +23,10 @@ RequestId = Annotated[
 
 
 @router.post("", status_code=202, response_model=None)
-async def create(body: NewJob, state: State, x_request_id: RequestId = None) -> JSONResponse:
-    request = to_chat_request(body, state.settings, state.catalog, x_request_id or new_id())
+async def create(
+    body: NewJob, state: State, caller: Authenticated, x_request_id: RequestId = None
+) -> JSONResponse:
+    request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
     state.queue.check()
     webhook_url = None if body.webhook_url is None else str(body.webhook_url)
     job = await submit_job(state.bus, state.jobs, request, webhook_url)
@@ -33,5 +36,5 @@ async def create(body: NewJob, state: State, x_request_id: RequestId = None) -> 
 
 
 @router.get("/{job_id}")
-async def read(job_id: str, state: State) -> dict[str, Any]:
-    return await job_status(state.bus, state.jobs, job_id)
+async def read(job_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    return await job_status(state.bus, state.jobs, caller, job_id)

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from services.gateway.auth import Authenticated
 from services.gateway.state import State
 
 router = APIRouter()
 
 
 @router.get("/v1/models")
-async def list_models(state: State) -> dict[str, Any]:
+async def list_models(state: State, _: Authenticated) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from contracts import utc_now
+from services.gateway.auth import Authenticated
 from services.gateway.errors import ApiError
 from services.gateway.state import State
 from services.gateway.usage import GROUPINGS, usage_totals
@@ -27,6 +28,7 @@ def _day(value: str | None, name: str) -> str:
 @router.get("/v1/usage")
 async def usage(
     state: State,
+    caller: Authenticated,
     date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
     group_by: Annotated[str, Query(max_length=64)] = "model",
@@ -42,7 +44,7 @@ async def usage(
             "invalid_value",
             "group_by",
         )
-    rows, total = await usage_totals(state.bus, first, last, groups)
+    rows, total = await usage_totals(state.bus, caller.tenant_id, first, last, groups)
     return {
         "object": "usage",
         "from": first,

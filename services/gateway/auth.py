@@ -1,0 +1,61 @@
+"""Who is calling: `Authorization: Bearer <key>` resolved to a tenant, a user and limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from contracts import Limits
+from services.gateway.errors import ApiError
+from services.gateway.state import State
+
+__all__ = ["Authenticated", "Caller", "authenticate"]
+
+# Generous for any real key, small enough that nothing big is ever hashed or echoed.
+_MAX_HEADER_CHARS = 256
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenbus"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant_id: str
+    user_id: str
+    key_id: str
+    key_limits: Limits
+
+
+def _unauthorized(message: str, code: str) -> ApiError:
+    return ApiError(401, message, code=code, headers=_CHALLENGE)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized(
+            "No API key provided. Send it as 'Authorization: Bearer <key>'.", "missing_api_key"
+        )
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip() or len(header) > _MAX_HEADER_CHARS:
+        raise _unauthorized(
+            "Malformed Authorization header. Send 'Authorization: Bearer <key>'.",
+            "invalid_api_key",
+        )
+    return key.strip()
+
+
+async def authenticate(request: Request, state: State) -> Caller:
+    # Never echo the key back, not even in part: the answer must not confirm guesses.
+    record = await state.keys.find(_bearer(request))
+    if record is None or record.revoked_at is not None:
+        raise _unauthorized("Invalid or revoked API key.", "invalid_api_key")
+    return Caller(
+        tenant_id=record.tenant_id,
+        user_id=record.user_id,
+        key_id=record.key_id,
+        key_limits=record.limits,
+    )
+
+
+Authenticated = Annotated[Caller, Depends(authenticate)]
