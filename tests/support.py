@@ -184,3 +184,21 @@ async def requests_published(stack: Stack) -> int:
         return int((await nc.jetstream().stream_info(REQUESTS_STREAM)).state.last_seq)
     finally:
         await nc.close()
+
+
+def issue_key(stack: Stack, tenant: str, user: str, *limits: str) -> tuple[str, str]:
+    """(key id, key) from `tokenbus keys create`, run as an operator would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "keys", "--nats-url", stack.nats_url,
+         "create", "--tenant", tenant, "--user", user, "--name", "test", *limits],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    key = done.stdout.rsplit(": ", 1)[1].strip()
+    return done.stdout.split()[0], key
+
+
+def keys_command(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "keys", "--nats-url", stack.nats_url, *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip

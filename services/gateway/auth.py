@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from contracts import Limits
+from services.gateway.caller import Caller
 from services.gateway.errors import ApiError
 from services.gateway.state import State
 
@@ -16,14 +15,6 @@ __all__ = ["Authenticated", "Caller", "authenticate"]
 # Generous for any real key, small enough that nothing big is ever hashed or echoed.
 _MAX_HEADER_CHARS = 256
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenbus"'}
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    tenant_id: str
-    user_id: str
-    key_id: str
-    key_limits: Limits
 
 
 def _unauthorized(message: str, code: str) -> ApiError:

@@ -16,7 +16,7 @@ from contracts import (
     new_id,
     utc_now,
 )
-from services.gateway.auth import Caller
+from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status

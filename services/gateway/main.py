@@ -18,6 +18,7 @@ from contracts.subjects import (
     TURNS_STREAM,
     turn_kind_filter,
 )
+from services.gateway.admission import Admission
 from services.gateway.backpressure import QueueMonitor
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
@@ -26,9 +27,11 @@ from services.gateway.conversations.store import KvConversationStore
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs import BackgroundJobs
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.relay import TurnRelay
-from services.gateway.routes import chat, conversations, health, jobs, models, usage
+from services.gateway.routes import chat, conversations, health, jobs, models, usage, web
 from services.gateway.state import GatewayState
+from services.runtime.budgets import Budgets
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
 from services.runtime.keys import KeyStore
@@ -61,6 +64,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
         queue = QueueMonitor(bus, settings.max_queue_age_s)
         queue.start()
         background_jobs = await BackgroundJobs.start(bus)
+        keys = KeyStore(await bus.js.key_value(KEYS_BUCKET))
         app.state.gateway = GatewayState(
             settings=settings,
             catalog=catalog,
@@ -70,7 +74,8 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
             idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
             queue=queue,
             jobs=background_jobs.store,
-            keys=KeyStore(await bus.js.key_value(KEYS_BUCKET)),
+            keys=keys,
+            admission=Admission(keys, RateLimiter(bus.nc), Budgets(bus.js)),
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:
@@ -86,7 +91,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
     app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (chat, conversations, jobs, models, usage, health):
+    for module in (chat, conversations, jobs, models, usage, health, web):
         app.include_router(module.router)
     return app
 

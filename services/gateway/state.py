@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.gateway.admission import Admission
 from services.gateway.backpressure import QueueMonitor
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
@@ -31,6 +32,7 @@ class GatewayState:
     queue: QueueMonitor
     jobs: JobStore
     keys: KeyStore
+    admission: Admission
 
 
 async def _state(request: Request) -> GatewayState:

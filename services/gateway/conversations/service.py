@@ -15,7 +15,7 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter
-from services.gateway.auth import Caller
+from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel

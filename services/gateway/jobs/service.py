@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from contracts import ChatRequest, utc_now
-from services.gateway.auth import Caller
+from services.gateway.caller import Caller
 from services.gateway.errors import ApiError
 from services.gateway.jobs.events import stored_turn_events
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord

@@ -204,20 +204,28 @@ async def send_message(
         if claim is not None:
             await state.idempotency.release(claim)
         raise
+    admitted = None
     try:
+        admitted = await state.admission.admit(
+            caller, plan.request, chat_model(state.catalog, plan.request.model)
+        )
         events = await start_turn(
-            state.bus, state.relay, plan.request, settings.heartbeat_s, settings.resume_grace_s
+            state.bus, state.relay, admitted.request, settings.heartbeat_s, settings.resume_grace_s
         )
     except ApiError:
+        if admitted is not None:
+            await state.admission.release(admitted)
         await abandon_turn(state.conversations, caller.tenant_id, conversation_id, turn_id)
         if claim is not None:
             await state.idempotency.release(claim)
         raise
-    return _sse(stream_events(events))
+    return _sse(stream_events(events), admitted.headers)
 
 
-def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+def _sse(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
+    )
 
 
 @router.get("/{conversation_id}/stream", response_model=None)

@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 
 from contracts import new_id, utc_now
 from services.gateway.auth import Authenticated
+from services.gateway.catalog import chat_model
 from services.gateway.completions import to_chat_request
+from services.gateway.errors import ApiError
 from services.gateway.jobs.models import NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
@@ -28,10 +30,17 @@ async def create(
 ) -> JSONResponse:
     request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
     state.queue.check()
+    admitted = await state.admission.admit(caller, request, chat_model(state.catalog, body.model))
     webhook_url = None if body.webhook_url is None else str(body.webhook_url)
-    job = await submit_job(state.bus, state.jobs, request, webhook_url)
+    try:
+        job = await submit_job(state.bus, state.jobs, admitted.request, webhook_url)
+    except ApiError:
+        await state.admission.release(admitted)
+        raise
     return JSONResponse(
-        job_view(job, [], utc_now()), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+        job_view(job, [], utc_now()),
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job.id}", **admitted.headers},
     )
 
 
