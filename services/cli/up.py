@@ -27,7 +27,7 @@ from services.runtime.model_server import DEFAULT_ALIAS
 
 __all__ = ["UpOptions", "run_up"]
 
-_CONSUMERS = {"generator": REQUESTS_STREAM, "titler": TURNS_STREAM, "usage": TURNS_STREAM}
+_CONSUMERS = {"generator": REQUESTS_STREAM, "titler": REQUESTS_STREAM, "usage": TURNS_STREAM}
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,19 @@
-"""Bus entrypoint: a completed turn may be the first exchange of a conversation."""
+"""Bus entrypoint: a conversation's first exchange is recorded, name it."""
 
 from __future__ import annotations
 
-import logging
+from contracts import TitleRequest
+from services.runtime.worker import Delivery, Handler, Retry
+from services.titler.service import ClaimContended, Titler
 
-from contracts import TurnCompleted
-from services.runtime.worker import Delivery
-
-__all__ = ["on_turn_completed"]
-
-log = logging.getLogger("tokenbus.titler")
+__all__ = ["title_request_handler"]
 
 
-async def on_turn_completed(event: TurnCompleted, delivery: Delivery) -> None:
-    # Validated by the worker against the contract; naming with the utility
-    # model comes with the tenants-and-titles work.
-    log.info(
-        "turn completed",
-        extra={"turn_id": event.turn_id, "finish_reason": event.finish_reason},
-    )
+def title_request_handler(titler: Titler) -> Handler[TitleRequest]:
+    async def on_title_request(request: TitleRequest, delivery: Delivery) -> None:
+        try:
+            await titler.handle(request, delivery.stream_sequence)
+        except ClaimContended as exc:
+            raise Retry(str(exc), delay=1.0) from None
+
+    return on_title_request

@@ -1,0 +1,81 @@
+"""The utility model through the official `openai` SDK (OpenAI and any compatible server)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from services.titler.adapters.sdk_errors import SDK_ERRORS, failure_reason
+from services.titler.ports import Completion, ModelCallFailed, Prompt
+
+__all__ = ["OpenAITitleModel"]
+
+
+class OpenAITitleModel:
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        name: str,
+        upstream_model: str,
+        max_tokens: int,
+        temperature: float,
+        timeout_s: float,
+    ) -> None:
+        self._client = client
+        self._name = name
+        self._upstream_model = upstream_model
+        self._max_tokens = max_tokens
+        self._temperature = temperature
+        self._timeout_s = timeout_s
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def provider_model(self) -> str:
+        return self._upstream_model
+
+    async def complete(self, prompt: Prompt) -> Completion:
+        messages: list[Any] = [{"role": "system", "content": prompt.system}]
+        messages += [{"role": m.role, "content": m.content} for m in prompt.messages]
+        try:
+            # The SDK's timeout bounds each read; this bounds the whole call.
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._client.chat.completions.create(
+                    model=self._upstream_model,
+                    messages=messages,
+                    max_tokens=self._max_tokens,
+                    temperature=self._temperature,
+                    # A title is one line: whatever follows the first newline is noise.
+                    stop=["\n"],
+                )
+        except TimeoutError:
+            raise ModelCallFailed("timeout") from None
+        except SDK_ERRORS as exc:
+            raise ModelCallFailed(failure_reason(exc)) from None
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        usage = response.usage
+        if usage is None:
+            return _estimated(messages, text)
+        details = usage.prompt_tokens_details
+        return Completion(
+            text=text,
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cached_input_tokens=(details.cached_tokens or 0) if details else 0,
+        )
+
+
+def _estimated(messages: list[Any], text: str) -> Completion:
+    # Some compatible servers send no usage; about four characters a token is the usual guess.
+    prompt_chars = sum(len(str(m["content"])) for m in messages)
+    return Completion(
+        text=text,
+        input_tokens=max(1, prompt_chars // 4),
+        output_tokens=max(1, len(text) // 4) if text else 0,
+        estimated=True,
+    )
