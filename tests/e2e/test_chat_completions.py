@@ -324,6 +324,9 @@ async def test_both_provider_sdks_stream_from_the_local_model_with_exact_usage(
             {"role": "user", "content": "Name a colour."},
         ],
         max_tokens=12,
+        # Sampling knobs too: each SDK must carry them to the wire in its own way.
+        temperature=0.5,
+        top_p=0.9,
         stream=True,
         stream_options={"include_usage": True},
     )

@@ -59,10 +59,15 @@ class AnthropicProvider:
         kwargs: dict[str, Any] = {}
         if system:
             kwargs["system"] = system
+        # This SDK release dropped temperature/top_p from its signature (a TypeError if
+        # passed); the Messages API still takes them, so they travel in the body.
+        sampling: dict[str, float] = {}
         if p.temperature is not None:
-            kwargs["temperature"] = min(p.temperature, 1.0)  # Anthropic's range is 0..1
+            sampling["temperature"] = min(p.temperature, 1.0)  # Anthropic's range is 0..1
         if p.top_p is not None:
-            kwargs["top_p"] = p.top_p
+            sampling["top_p"] = p.top_p
+        if sampling:
+            kwargs["extra_body"] = sampling
         if p.stop:
             kwargs["stop_sequences"] = list(p.stop)
         input_tokens: int | None = None
