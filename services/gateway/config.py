@@ -43,5 +43,10 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A conversation turn whose reader left is cancelled unless one returns in time",
     )
+    title_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="A conversation's first turn stream stays open this long for its title",
+    )
     max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"

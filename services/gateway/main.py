@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from contracts import parse_final_turn_event
 from contracts.subjects import (
     CONVERSATIONS_BUCKET,
     IDEMPOTENCY_BUCKET,
@@ -22,7 +21,7 @@ from services.gateway.admission import Admission
 from services.gateway.backpressure import QueueMonitor
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
-from services.gateway.conversations.recorder import turn_recorder
+from services.gateway.conversations.recorder import parse_recorded_event, turn_recorder
 from services.gateway.conversations.store import KvConversationStore
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyKeys
@@ -54,10 +53,14 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
             bus.js,
             WorkerConfig(
                 stream=TURNS_STREAM,
-                subjects=(turn_kind_filter("completed"), turn_kind_filter("failed")),
+                subjects=(
+                    turn_kind_filter("completed"),
+                    turn_kind_filter("failed"),
+                    turn_kind_filter("title"),
+                ),
                 durable="conversations",
             ),
-            parse_final_turn_event,
+            parse_recorded_event,
             turn_recorder(bus, store),
         )
         recording = asyncio.create_task(recorder.run())

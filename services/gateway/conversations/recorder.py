@@ -7,7 +7,11 @@ text, and an answer is recorded even if its client and its gateway are gone.
 
 from __future__ import annotations
 
-from contracts import TurnCompleted, TurnFailed
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from contracts import ConversationTitled, TurnCompleted, TurnFailed
 from services.gateway.conversations.models import (
     Conversation,
     MessageStatus,
@@ -15,50 +19,88 @@ from services.gateway.conversations.models import (
     TokenCounts,
 )
 from services.gateway.conversations.store import ConversationStore, Unchanged
+from services.gateway.conversations.titles import request_title
 from services.gateway.replay import replay_turn
 from services.gateway.turns import TurnTranscript
 from services.runtime.bus import Bus
 from services.runtime.worker import Delivery, Handler
 
-__all__ = ["turn_recorder"]
+__all__ = ["RecordedEvent", "parse_recorded_event", "turn_recorder"]
+
+# tokenbus.v1.turn.<gateway_id>.<conversation>.<turn>.<kind>
+_GATEWAY_TOKEN = 3
 
 _READ_BACK_PATIENCE_S = 10.0
 
 
-def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[TurnCompleted | TurnFailed]:
-    async def record(final: TurnCompleted | TurnFailed, delivery: Delivery) -> None:
-        conversation = await store.get(final.tenant_id, final.conversation_id)
-        if conversation is None or conversation.has_answer_for(final.turn_id):
-            return  # a stateless completion, or already recorded (redelivery)
-        text, usage = await _read_back(bus, final)
-        answer = StoredMessage(
-            role="assistant",
-            content=text,
-            turn_id=final.turn_id,
-            status=_status(final),
-            model=final.model if isinstance(final, TurnCompleted) else conversation.model,
-            usage=usage,
-            error_code=final.code if isinstance(final, TurnFailed) else None,
-            created_at=final.occurred_at,
-        )
+RecordedEvent = TurnCompleted | TurnFailed | ConversationTitled
+_recorded_events: TypeAdapter[RecordedEvent] = TypeAdapter(
+    Annotated[RecordedEvent, Field(discriminator="type")]
+)
 
-        def add_answer(current: Conversation) -> Conversation:
-            if current.has_answer_for(final.turn_id):
-                raise Unchanged
-            return current.model_copy(
-                update={
-                    "messages": (*current.messages, answer),
-                    "active_turn_id": None
-                    if current.active_turn_id == final.turn_id
-                    else current.active_turn_id,
-                    "usage": current.usage + (usage or TokenCounts()),
-                    "updated_at": max(current.updated_at, final.occurred_at),
-                }
-            )
 
-        await store.update(final.tenant_id, final.conversation_id, add_answer)
+def parse_recorded_event(data: bytes | str) -> RecordedEvent:
+    """Decode what the recorder consumes; a ValidationError dead-letters it."""
+    return _recorded_events.validate_json(data)
+
+
+def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[RecordedEvent]:
+    async def record(event: RecordedEvent, delivery: Delivery) -> None:
+        if isinstance(event, ConversationTitled):
+            await _keep_title(store, event)
+            return
+        conversation = await _record_answer(bus, store, event)
+        if conversation is not None:
+            # Also on a redelivery: the first try may have died before asking.
+            gateway_id = delivery.subject.split(".")[_GATEWAY_TOKEN]
+            await request_title(bus, conversation, event.turn_id, gateway_id, event.correlation_id)
 
     return record
+
+
+async def _keep_title(store: ConversationStore, event: ConversationTitled) -> None:
+    def retitle(current: Conversation) -> Conversation:
+        if current.title_source == "user" or current.title == event.title:
+            raise Unchanged  # a user's own title is never replaced
+        return current.model_copy(update={"title": event.title, "title_source": event.source})
+
+    await store.update(event.tenant_id, event.conversation_id, retitle)
+
+
+async def _record_answer(
+    bus: Bus, store: ConversationStore, final: TurnCompleted | TurnFailed
+) -> Conversation | None:
+    """The conversation with the turn's answer in it; None for a stateless completion."""
+    conversation = await store.get(final.tenant_id, final.conversation_id)
+    if conversation is None or conversation.has_answer_for(final.turn_id):
+        return conversation  # a stateless completion, or already recorded (redelivery)
+    text, usage = await _read_back(bus, final)
+    answer = StoredMessage(
+        role="assistant",
+        content=text,
+        turn_id=final.turn_id,
+        status=_status(final),
+        model=final.model if isinstance(final, TurnCompleted) else conversation.model,
+        usage=usage,
+        error_code=final.code if isinstance(final, TurnFailed) else None,
+        created_at=final.occurred_at,
+    )
+
+    def add_answer(current: Conversation) -> Conversation:
+        if current.has_answer_for(final.turn_id):
+            raise Unchanged
+        return current.model_copy(
+            update={
+                "messages": (*current.messages, answer),
+                "active_turn_id": None
+                if current.active_turn_id == final.turn_id
+                else current.active_turn_id,
+                "usage": current.usage + (usage or TokenCounts()),
+                "updated_at": max(current.updated_at, final.occurred_at),
+            }
+        )
+
+    return await store.update(final.tenant_id, final.conversation_id, add_answer)
 
 
 def _status(final: TurnCompleted | TurnFailed) -> MessageStatus:

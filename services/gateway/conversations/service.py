@@ -11,6 +11,7 @@ from contracts import (
     ChatRequest,
     GenerationParams,
     TurnCompleted,
+    TurnDelta,
     TurnFailed,
     utc_now,
 )
@@ -24,17 +25,20 @@ from services.gateway.conversations.sse import (
     InvalidEventId,
     format_item,
     parse_event_id,
+    titled,
     turn_started,
 )
 from services.gateway.conversations.store import ConversationStore
+from services.gateway.conversations.titles import wait_for_title, wants_title
 from services.gateway.errors import ApiError
 from services.gateway.replay import replay_turn
 from services.gateway.service import TurnEvents
-from services.gateway.turns import EventPosition
+from services.gateway.turns import EventPosition, Heartbeat, TurnItem
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
 
 __all__ = [
+    "TitleWait",
     "TurnPlan",
     "abandon_turn",
     "begin_turn",
@@ -175,15 +179,41 @@ async def abandon_turn(
     await store.update(tenant_id, conversation_id, undo)
 
 
-async def stream_events(events: TurnEvents) -> AsyncIterator[bytes]:
+@dataclass(frozen=True)
+class TitleWait:
+    """Keep a first turn's stream open for the conversation's title."""
+
+    bus: Bus
+    wait_s: float
+    heartbeat_s: float
+
+    async def frames(self, conversation_id: str, turn_id: str) -> AsyncIterator[bytes]:
+        async for item in wait_for_title(
+            self.bus, conversation_id, turn_id, self.wait_s, self.heartbeat_s
+        ):
+            yield format_item(item) if isinstance(item, Heartbeat) else titled(item)
+
+
+def _titles_follow(item: TurnItem, answered: bool) -> bool:
+    """Only an answer gets a title; a failed or empty first turn leaves the name open."""
+    return answered and isinstance(item, TurnCompleted)
+
+
+async def stream_events(events: TurnEvents, title: TitleWait | None = None) -> AsyncIterator[bytes]:
     """Typed SSE for a turn being produced; closing `events` handles a client that left."""
     request = events.request
+    answered, ended_well = False, False
     try:
         yield turn_started(request.conversation_id, request.turn_id, request.model)
         async for item in events:
+            answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
+            ended_well = _titles_follow(item, answered)
             yield format_item(item)
     finally:
         events.close()
+    if title is not None and ended_well:
+        async for frame in title.frames(request.conversation_id, request.turn_id):
+            yield frame
 
 
 def resolve_resume_point(
@@ -216,18 +246,24 @@ async def resume_events(
     after: EventPosition,
     heartbeat_s: float,
     grace_s: float,
+    title: TitleWait | None = None,
 ) -> AsyncIterator[bytes]:
     """Replay from the stream what came after `after`, then follow the turn live."""
     announce_attach(bus, conversation.id, turn_id)
-    ended = False
+    ended, answered, ended_well = False, False, False
     try:
         yield turn_started(conversation.id, turn_id, conversation.model)
         async for item in replay_turn(bus, conversation.id, turn_id, after, heartbeat_s):
             ended = ended or isinstance(item, TurnCompleted | TurnFailed)
+            answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
+            ended_well = _titles_follow(item, answered or after != (0, 0))
             yield format_item(item)
     finally:
         if not ended:
             request_cancel(bus, conversation.id, turn_id, grace_s)
+    if title is not None and ended_well and wants_title(conversation, turn_id):
+        async for frame in title.frames(conversation.id, turn_id):
+            yield frame
 
 
 async def cancel_active_turn(

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import ConversationTitled, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem
 
-__all__ = ["InvalidEventId", "format_item", "parse_event_id", "turn_started"]
+__all__ = ["InvalidEventId", "format_item", "parse_event_id", "titled", "turn_started"]
 
 _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,5}):([1-9][0-9]{0,8})$")
 
@@ -39,6 +39,14 @@ def _frame(event: str, data: dict[str, Any], event_id: str | None = None) -> byt
 def turn_started(conversation_id: str, turn_id: str, model: str) -> bytes:
     """First event of a stream: which turn it is, so the client can cancel or resume it."""
     return _frame("turn", {"conversation_id": conversation_id, "turn_id": turn_id, "model": model})
+
+
+def titled(event: ConversationTitled) -> bytes:
+    """The conversation got its title (after the first turn's `done`); no id: not a turn event."""
+    return _frame(
+        "title",
+        {"conversation_id": event.conversation_id, "title": event.title, "source": event.source},
+    )
 
 
 def format_item(item: TurnItem) -> bytes:

@@ -14,6 +14,7 @@ from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation
 from services.gateway.conversations.service import (
+    TitleWait,
     abandon_turn,
     begin_turn,
     cancel_active_turn,
@@ -23,12 +24,13 @@ from services.gateway.conversations.service import (
     resume_events,
     stream_events,
 )
+from services.gateway.conversations.titles import wants_title
 from services.gateway.errors import ApiError
 from services.gateway.feeds import claim_turn
 from services.gateway.idempotency import ClaimedTurn
 from services.gateway.service import start_turn
 from services.gateway.sse import SSE_HEADERS
-from services.gateway.state import State
+from services.gateway.state import GatewayState, State
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -53,9 +55,11 @@ class ConversationChanges(BaseModel):
     @field_validator("title")
     @classmethod
     def _one_clean_line(cls, value: str) -> str:
-        cleaned = " ".join(value.split())
-        if not cleaned or not cleaned.isprintable():
+        if not value.isprintable():  # newlines and other control characters
             raise ValueError("a title is one line of printable text")
+        cleaned = " ".join(value.split())
+        if not cleaned:
+            raise ValueError("a title needs more than spaces")
         return cleaned
 
 
@@ -219,7 +223,15 @@ async def send_message(
         if claim is not None:
             await state.idempotency.release(claim)
         raise
-    return _sse(stream_events(events), admitted.headers)
+    title = _title_wait(state) if wants_title(plan.conversation, turn_id) else None
+    return _sse(stream_events(events, title), admitted.headers)
+
+
+def _title_wait(state: GatewayState) -> TitleWait | None:
+    settings = state.settings
+    if settings.title_wait_s <= 0:
+        return None
+    return TitleWait(state.bus, settings.title_wait_s, settings.heartbeat_s)
 
 
 def _sse(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
@@ -247,6 +259,7 @@ async def attach(
             after,
             state.settings.heartbeat_s,
             state.settings.resume_grace_s,
+            _title_wait(state),
         )
     )
 
