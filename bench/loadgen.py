@@ -20,8 +20,9 @@ import orjson
 
 __all__ = ["API_KEY", "Client", "StreamResult", "cancel_streams", "run_streams"]
 
-# Every client sends this bearer token; LiteLLM requires a master key to start.
-API_KEY = "sk-bench-local-only"
+# Every client sends this bearer token: LiteLLM's master key, tokenbus's dev key
+# (given to `tokenbus up` as TOKENBUS_DEV_API_KEY).
+API_KEY = "sk-bench-local-only-0123456789"
 Client = Literal["raw", "httpx"]
 _MAX_HEAD = 64 * 1024
 

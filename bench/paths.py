@@ -113,7 +113,8 @@ def _process(
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENBUS_DEV_API_KEY": API_KEY},
         )  # fmt: skip
     # Children may start sessions of their own (tokenbus does): remember them all,
     # so none outlives the harness even if the parent dies before stopping them.

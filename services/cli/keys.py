@@ -41,16 +41,21 @@ def _write_key(path: Path, key: str) -> None:
     path.chmod(0o600)
 
 
-async def ensure_dev_key(nats_url: str, path: Path) -> str:
-    """The key in `path` if it still works on this bus; else a new one, written there."""
+async def ensure_dev_key(nats_url: str, path: Path, chosen: str | None = None) -> str:
+    """The key in `path` (or `chosen`) if it works on this bus; else it is issued now.
+
+    `chosen` ($TOKENBUS_DEV_API_KEY) gives scripts and benchmarks a key they know
+    in advance; without it a random key is made once and kept in `path`.
+    """
     async with _store(nats_url) as keys:
         # A tiny local file, read once at start: not worth a thread.
-        key = _read_key(path)
+        key = chosen or _read_key(path)
         if key is not None:
             record = await keys.find(key)
             if record is not None and record.revoked_at is None:
+                _write_key(path, key)
                 return key
-        issued = await keys.issue(DEV_TENANT, DEV_USER, name="dev key (tokenbus up)")
+        issued = await keys.issue(DEV_TENANT, DEV_USER, name="dev key (tokenbus up)", key=chosen)
     _write_key(path, issued.key)
     return issued.key
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -191,7 +192,9 @@ async def run_up(options: UpOptions) -> int:
             if stop.is_set():
                 return 0
         dev_key_file = options.state_dir / "dev-api-key"
-        dev_key = await ensure_dev_key(planned.nats.url, dev_key_file)
+        dev_key = await ensure_dev_key(
+            planned.nats.url, dev_key_file, os.environ.get("TOKENBUS_DEV_API_KEY") or None
+        )
         print(f"tokenbus bus: {planned.nats.url}", flush=True)
         print(f"tokenbus dev API key: {dev_key}  (saved in {dev_key_file})", flush=True)
         print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)

@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
-__all__ = ["Bus", "connect"]
+__all__ = ["Bus", "ElectionTolerantJetStream", "connect", "server_urls"]
 
 log = logging.getLogger("tokenbus.bus")
+
+# Longer than a stream leader election on a cluster (seconds), short enough to fail.
+PUBLISH_RETRY_WINDOW_S = 15.0
+_TRANSIENT = (NoStreamResponseError, ServiceUnavailableError, nats.errors.TimeoutError)
+
+
+class ElectionTolerantJetStream(JetStreamContext):
+    """A JetStream context whose acked publishes ride out a leader election.
+
+    While a clustered stream elects a new leader (a node died) or the client
+    reconnects to another node, a publish gets no responders, a 503 or no ack in
+    time. A publish with a `Nats-Msg-Id` is retried for a while: if an earlier try
+    did land, the stream drops the retry as a duplicate, so the retry is safe.
+    Without an id (e.g. KV compare-and-set) the error is the caller's to handle.
+    """
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,  # noqa: ASYNC109 (nats-py's signature)
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> api.PubAck:
+        if not headers or "Nats-Msg-Id" not in headers:
+            return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_RETRY_WINDOW_S
+        pause = 0.1
+        while True:
+            try:
+                return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
+            except _TRANSIENT as exc:
+                if loop.time() + pause > deadline:
+                    raise
+                log.info("publish retried", extra={"error_type": type(exc).__name__})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
 
 class Bus:
@@ -37,7 +80,13 @@ class Bus:
             await self.nc.close()
 
 
+def server_urls(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` (a cluster, as NATS tools write it) -> one URL per server."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, name: str) -> Bus:
+    """Connect to one server or a cluster (comma-separated URLs); reconnect forever."""
     bus: Bus | None = None
 
     async def on_error(exc: Exception) -> None:
@@ -51,7 +100,8 @@ async def connect(url: str, name: str) -> Bus:
         log.info("bus reconnected")
 
     nc = await nats.connect(
-        url,
+        # nats-py takes a list: a comma-separated string is refused as one bad URL.
+        server_urls(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -59,5 +109,5 @@ async def connect(url: str, name: str) -> Bus:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
     )
-    bus = Bus(nc, nc.jetstream())
+    bus = Bus(nc, ElectionTolerantJetStream(nc))
     return bus

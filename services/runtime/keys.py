@@ -21,8 +21,9 @@ from contracts import ApiKeyRecord, Limits, TenantRecord, new_id, utc_now
 __all__ = ["KEY_PREFIX", "IssuedKey", "KeyStore", "digest", "looks_like_a_key"]
 
 KEY_PREFIX = "tb_"
-# tb_ + 43 url-safe characters from 32 random bytes; anything longer is refused unread.
-_KEY_SHAPE = re.compile(r"^tb_[A-Za-z0-9_-]{20,100}$")
+# Issued keys are tb_ + 43 url-safe characters (32 random bytes); an imported dev key
+# may be any url-safe string of 24 or more. Anything longer is refused unread.
+_KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
 _HINT_CHARS = 7
 
 
@@ -47,9 +48,18 @@ class KeyStore:
         self._kv = kv
 
     async def issue(
-        self, tenant_id: str, user_id: str, name: str = "", limits: Limits | None = None
+        self,
+        tenant_id: str,
+        user_id: str,
+        name: str = "",
+        limits: Limits | None = None,
+        key: str | None = None,
     ) -> IssuedKey:
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        """A new key; `key` imports a chosen one (a fixed dev key), else a random one is made."""
+        if key is None:
+            key = KEY_PREFIX + secrets.token_urlsafe(32)
+        elif not looks_like_a_key(key):
+            raise ValueError("a key is 24 to 128 characters: letters, digits, _ and -")
         record = ApiKeyRecord(
             key_id=new_id("key_")[:24],
             tenant_id=tenant_id,

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
@@ -26,6 +29,9 @@ from pydantic import ValidationError
 from contracts.base import new_id
 from contracts.deadletter import DeadLetter
 from contracts.subjects import deadletter_subject
+from services.runtime.logs import bind_correlation_id
+from services.runtime.metrics import CONSUMER_HANDLE_SECONDS, CONSUMER_MESSAGES
+from services.runtime.telemetry import consumer_span, mark_failed, with_trace_context
 
 __all__ = ["Delivery", "JetStreamWorker", "Poison", "Retry", "WorkerConfig"]
 
@@ -159,6 +165,14 @@ class JetStreamWorker(Generic[T]):
         self._capacity.set()
 
     async def _process(self, msg: Msg) -> None:
+        # Every consumer goes through here: the message's span is a child of the
+        # publisher's (W3C traceparent in the headers), so a request is one trace.
+        started = time.monotonic()
+        with consumer_span(self._config.durable, msg.subject, msg.headers):
+            await self._handle(msg)
+        CONSUMER_HANDLE_SECONDS.labels(self._config.durable).observe(time.monotonic() - started)
+
+    async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         delivery = Delivery(
             subject=msg.subject,
@@ -173,6 +187,8 @@ class JetStreamWorker(Generic[T]):
         except Poison as exc:
             await self._dead_letter(msg, delivery, str(exc))
             return
+        correlation_id = getattr(payload, "correlation_id", None)
+        bind_correlation_id(correlation_id if isinstance(correlation_id, str) else None)
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             await self._handler(payload, delivery)
@@ -190,9 +206,26 @@ class JetStreamWorker(Generic[T]):
                 msg, delivery, f"handler error: {type(exc).__name__}", self._config.retry_delay_s
             )
         else:
-            await msg.ack()
+            await self._ack(msg)
+            self._outcome("handled")
         finally:
             heartbeat.cancel()
+
+    async def _ack(self, msg: Msg) -> None:
+        # A plain ack is fire-and-forget: sent while the consumer elects a new leader
+        # (a cluster node died) or while we reconnect, it is lost, and the message comes
+        # back after ack_wait to be handled twice. So wait for the server to confirm it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.ack_wait_s
+        while True:
+            try:
+                await msg.ack_sync(timeout=2.0)
+                return
+            except (NoRespondersError, NatsTimeoutError) as exc:
+                if loop.time() > deadline:
+                    log.warning("ack unconfirmed", extra={"error_type": type(exc).__name__})
+                    return
+                await asyncio.sleep(0.25)
 
     async def _keep_alive(self, msg: Msg) -> None:
         # Long generations outlive ack_wait; tell the server we are still on it.
@@ -210,6 +243,7 @@ class JetStreamWorker(Generic[T]):
                 msg, delivery, f"gave up after {delivery.attempt} deliveries: {reason}"
             )
         else:
+            self._outcome("retried")
             await msg.nak(delay=delay)
 
     async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
@@ -226,13 +260,19 @@ class JetStreamWorker(Generic[T]):
         await self._js.publish(
             deadletter_subject(self._config.durable),
             letter.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": msg_id},
+            headers=with_trace_context({"Nats-Msg-Id": msg_id}),
         )
+        self._outcome("dead_lettered")
         log.warning(
             "dead-lettered",
             extra={"consumer": self._config.durable, "stream_sequence": delivery.stream_sequence},
         )
         await msg.term()
+
+    def _outcome(self, outcome: str) -> None:
+        CONSUMER_MESSAGES.labels(self._config.durable, outcome).inc()
+        if outcome != "handled":
+            mark_failed(outcome)
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -40,7 +40,7 @@ async def test_a_redelivered_usage_event_is_counted_once(bus: Bus) -> None:
     await meter(usage(model, 7), catalog, counters)
     await meter(usage(model, 1, purpose="title"), catalog, counters)
 
-    rows, _ = await usage_totals(bus, "2026-11-22", "2026-11-22", ("model", "purpose"))
+    rows, _ = await usage_totals(bus, "default", "2026-11-22", "2026-11-22", ("model", "purpose"))
     mine = {row["purpose"]: row for row in rows if row["model"] == model}
     assert mine["chat"]["turns"] == 2
     assert mine["chat"]["input_tokens"] == 20
@@ -48,5 +48,5 @@ async def test_a_redelivered_usage_event_is_counted_once(bus: Bus) -> None:
     assert mine["chat"]["cost_usd"] == (20 * 1.0 + 12 * 2.0) / 1_000_000
     assert mine["title"]["output_tokens"] == 1
 
-    outside, _ = await usage_totals(bus, "2026-11-23", "2026-11-30", ("model",))
+    outside, _ = await usage_totals(bus, "default", "2026-11-23", "2026-11-30", ("model",))
     assert not [row for row in outside if row["model"] == model]

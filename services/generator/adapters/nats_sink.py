@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from nats.js.api import PubAck
+
 from contracts import ChatRequest
 from contracts.subjects import EVENT_KINDS, turn_event_subject
 from services.generator.ports import TurnEventOut
@@ -9,22 +15,57 @@ from services.runtime.bus import Bus
 
 __all__ = ["NatsEventSink"]
 
+# How long a turn's last acks may lag behind its final event before they are resent.
+_ACK_PATIENCE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    ack: asyncio.Future[PubAck]
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
 
 class NatsEventSink:
+    """Tokens go out without waiting for their acks; the final event waits for all of them.
+
+    Waiting per token would put a round trip between two tokens. But a stream that
+    elects a new leader (a node died) drops what it gets meanwhile, and one
+    connection's publish order does not make a later ack cover earlier messages.
+    So every event is acked, the acks are collected, and before a turn's final
+    event anything unacked is sent again under its message id (a copy that did
+    land is dropped by the stream as a duplicate).
+    """
+
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
+        self._unacked: dict[tuple[str, int], list[_Sent]] = {}
 
     async def emit(self, request: ChatRequest, event: TurnEventOut) -> None:
-        # A plain publish: the stream still stores it (its subjects match), the
-        # gateway's live subscription gets it at once, and no ack round trip
-        # sits between two tokens. emit_final's ack covers everything before it,
-        # since one connection keeps publish order.
         subject, payload, headers = self._encode(request, event)
-        await self._bus.nc.publish(subject, payload, headers=headers)
+        ack = await self._bus.js.publish_async(subject, payload, headers=dict(headers))
+        self._unacked.setdefault((event.turn_id, event.attempt), []).append(
+            _Sent(ack, subject, payload, headers)
+        )
 
     async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:
+        await self._settle(self._unacked.pop((event.turn_id, event.attempt), []))
         subject, payload, headers = self._encode(request, event)
         await self._bus.js.publish(subject, payload, headers=headers)
+
+    async def _settle(self, sent: list[_Sent]) -> None:
+        if not sent:
+            return
+        await asyncio.wait([s.ack for s in sent], timeout=_ACK_PATIENCE_S)
+        for item in sent:
+            if item.ack.done() and not item.ack.cancelled() and item.ack.exception() is None:
+                continue
+            if not item.ack.done():
+                item.ack.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                # Acked publish; the bus retries it through a leader election.
+                await self._bus.js.publish(item.subject, item.payload, headers=item.headers)
 
     @staticmethod
     def _encode(request: ChatRequest, event: TurnEventOut) -> tuple[str, bytes, dict[str, str]]:
