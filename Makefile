@@ -13,7 +13,13 @@ run: install
 
 test: install lint typecheck pytest
 
+# Debian's Chromium drives the browser tests (Playwright cannot download one here);
+# installed with apt as root, or through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 install: $(STAMP)
+	@command -v chromium >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

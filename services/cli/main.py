@@ -7,6 +7,7 @@ from pathlib import Path
 
 import uvloop
 
+from services.cli.chat import add_chat_command, options_from_args, run_chat
 from services.cli.keys import add_keys_commands, run_keys
 from services.cli.up import UpOptions, run_up
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         "--generators", type=int, default=1, help="generator replicas (competing consumers)"
     )
     add_keys_commands(commands)
+    add_chat_command(commands)
     return parser
 
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return uvloop.run(run_up(options))
     if args.command == "keys":
         return uvloop.run(run_keys(args))
+    if args.command == "chat":
+        return run_chat(options_from_args(args))
     return 2
 
 

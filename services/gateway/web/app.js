@@ -42,6 +42,7 @@
 
   const state = {
     conversations: [], // summaries, newest first
+    needsKey: false, // the gateway refused the last request for want of a valid key
     currentId: null, // null: a draft, created on its first message
     current: null, // the open conversation's detail
     models: [],
@@ -126,6 +127,7 @@
     if (response.ok) return response;
     const error = await readError(response);
     if (response.status === 401) {
+      state.needsKey = true;
       askForKey(
         sessionKey
           ? `The gateway refused the API key: ${error.message}`
@@ -311,9 +313,16 @@
   function saveKey(event) {
     event.preventDefault();
     storeKey(els.keyInput.value.trim());
+    state.needsKey = false;
     els.keyDialog.close();
     clearError();
     loadEverything();
+  }
+
+  function keyDialogClosed() {
+    if (state.needsKey) {
+      showError(new ApiError(401, 'No valid API key: use "API key" at the top to enter one.'));
+    }
   }
 
   // ---------------------------------------------------------------- models
@@ -757,6 +766,7 @@
     els.openKey.addEventListener("click", () => askForKey(KEY_PROMPT));
     els.keyForm.addEventListener("submit", saveKey);
     els.keyCancel.addEventListener("click", () => els.keyDialog.close());
+    els.keyDialog.addEventListener("close", keyDialogClosed);
     els.dismissError.addEventListener("click", clearError);
     els.toggleSidebar.addEventListener("click", () => {
       const open = els.sidebar.classList.toggle("open");
