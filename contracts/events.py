@@ -62,6 +62,9 @@ class TurnUsage(TurnEventBase):
         default=False,
         description="True when the provider sent no usage (a cut stream): chunks were counted",
     )
+    from_cache: bool = Field(
+        default=False, description="Answered from the exact-response cache: no upstream tokens"
+    )
 
 
 class TurnCompleted(TurnEventBase):
@@ -70,6 +73,7 @@ class TurnCompleted(TurnEventBase):
     type: Literal["turn.completed"] = "turn.completed"
     model: str
     finish_reason: FinishReason
+    from_cache: bool = Field(default=False, description="Answered from the exact-response cache")
 
 
 class TurnFailed(TurnEventBase):

@@ -12,6 +12,7 @@ import hashlib
 from typing import Final, Literal, NamedTuple
 
 __all__ = [
+    "CACHE_BUCKET",
     "CANCEL_GRACE_HEADER",
     "CHAT_REQUEST_SUBJECT",
     "CONTROL_SUBJECTS",
@@ -80,7 +81,8 @@ IDEMPOTENCY_BUCKET: Final = "TOKENBUS_IDEMPOTENCY"
 JOBS_BUCKET: Final = "TOKENBUS_JOBS"
 KEYS_BUCKET: Final = "TOKENBUS_KEYS"  # sha256(api key) -> key record; never the key itself
 TITLES_BUCKET: Final = "TOKENBUS_TITLES"  # conversation -> its one title (the titler's claim)
-LIMITS_BUCKET: Final = "TOKENBUS_LIMITS"  # budget reservations and rate-limit windows
+LIMITS_BUCKET: Final = "TOKENBUS_LIMITS"  # budget reservations in flight
+CACHE_BUCKET: Final = "TOKENBUS_CACHE"  # exact-response cache (models that turn it on)
 
 # Core NATS (not stored): every generator replica hears every control message.
 CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"

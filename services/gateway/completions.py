@@ -90,7 +90,9 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
             elif isinstance(item, TurnUsage):
                 usage = item
             elif isinstance(item, TurnCompleted):
-                yield writer.finish(item.finish_reason) + writer.usage(usage) + DONE
+                yield (
+                    writer.finish(item.finish_reason, item.from_cache) + writer.usage(usage) + DONE
+                )
             else:
                 yield writer.error(item)
     finally:
@@ -111,6 +113,7 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
                     transcript.text,
                     item.finish_reason,
                     transcript.usage,
+                    item.from_cache,
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

@@ -19,6 +19,10 @@ __all__ = ["DONE", "HEARTBEAT", "ChunkWriter", "completion_body", "usage_body"]
 DONE = b"data: [DONE]\n\n"
 HEARTBEAT = b": keep-alive\n\n"
 
+# Marks an answer served from tokenbus's exact-response cache (OpenAI's field for
+# "which backend configuration answered").
+CACHE_FINGERPRINT = "tokenbus-cache"
+
 # OpenAI has no "cancelled"; a cut-short answer ends like one that was stopped.
 _FINISH: dict[str, str] = {"cancelled": "stop"}
 
@@ -59,7 +63,9 @@ class ChunkWriter:
     def delta(self, text: str) -> bytes:
         return self._delta_prefix + orjson.dumps(text) + self._delta_suffix
 
-    def finish(self, reason: FinishReason) -> bytes:
+    def finish(self, reason: FinishReason, from_cache: bool = False) -> bytes:
+        if from_cache:
+            self._head["system_fingerprint"] = CACHE_FINGERPRINT
         return self._event([{"index": 0, "delta": {}, "logprobs": None,
                              "finish_reason": _FINISH.get(reason, reason)}])  # fmt: skip
 
@@ -83,14 +89,19 @@ class ChunkWriter:
 
 
 def completion_body(
-    completion_id: str, model: str, text: str, finish: FinishReason, usage: TurnUsage | None
+    completion_id: str,
+    model: str,
+    text: str,
+    finish: FinishReason,
+    usage: TurnUsage | None,
+    from_cache: bool = False,
 ) -> dict[str, Any]:
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": None,
+        "system_fingerprint": CACHE_FINGERPRINT if from_cache else None,
         "choices": [
             {
                 "index": 0,

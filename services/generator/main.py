@@ -8,18 +8,29 @@ import logging
 import httpx2
 
 from contracts import ChatRequest
-from contracts.subjects import CHAT_REQUEST_SUBJECT, CONTROL_SUBJECTS, REQUESTS_STREAM
+from contracts.subjects import (
+    CACHE_BUCKET,
+    CHAT_REQUEST_SUBJECT,
+    CONTROL_SUBJECTS,
+    REQUESTS_STREAM,
+)
 from services.generator.adapters.nats_sink import NatsEventSink
 from services.generator.adapters.router import build_providers
 from services.generator.breaker import BreakerConfig
+from services.generator.cache import CachingProvider, KvResponseCache
 from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
 from services.generator.handlers import chat_request_handler, control_handler
+from services.generator.metrics import BREAKER_STATES
+from services.generator.observed import ObservedProvider
 from services.generator.resilience import ResilientProvider, RetryPolicy
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, environment, load_catalog
+from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
+from services.runtime.metrics_server import MetricsServer
+from services.runtime.telemetry import setup_tracing
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
 
@@ -31,6 +42,8 @@ DURABLE = "generator"
 async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Event) -> None:
     bus = await connect(settings.nats_url, name="tokenbus-generator")
     await ensure_streams(bus.js)
+    metrics = await MetricsServer.start(settings.metrics_host, settings.metrics_port)
+    lag = asyncio.create_task(watch_consumer_lag(bus.js, [(REQUESTS_STREAM, DURABLE)]))
     http_client = httpx2.AsyncClient(
         limits=httpx2.Limits(
             max_connections=settings.max_in_flight,
@@ -38,7 +51,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         ),
         timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
     )
-    provider = ResilientProvider(
+    resilient = ResilientProvider(
         build_providers(catalog, environment(), http_client, settings.upstream_timeout_s),
         catalog,
         RetryPolicy(attempts=settings.retry_attempts, budget_s=settings.retry_budget_s),
@@ -49,6 +62,9 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             cooldown_s=settings.breaker_cooldown_s,
         ),
     )
+    BREAKER_STATES.watch(resilient.breakers)
+    cache = KvResponseCache(await bus.js.key_value(CACHE_BUCKET))
+    provider = ObservedProvider(CachingProvider(resilient, catalog, cache), catalog)
     cancels = CancelRegistry()
     control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(
@@ -72,6 +88,8 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         await control_sub.unsubscribe()
         worker.stop()
         await running
+        lag.cancel()
+        await metrics.stop()
         await http_client.aclose()
         await bus.close()
 
@@ -79,6 +97,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
 def main() -> None:
     settings = GeneratorSettings()
     configure_logging("generator", settings.log_level)
+    setup_tracing("generator")
     # A wrong catalog or a missing key stops the start, before any work is taken.
     try:
         catalog = load_catalog(settings.catalog_path)

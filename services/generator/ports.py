@@ -27,6 +27,7 @@ class StreamEnd:
     cached_input_tokens: int = 0
     served_by: str | None = None
     """The catalog model that answered, when failover chose another than requested."""
+    from_cache: bool = False
 
 
 class ModelProvider(Protocol):

@@ -117,8 +117,10 @@ async def generate_turn(
         return
     finish = "cancelled" if cancelled or end is None else end.finish_reason
     served_by = (end.served_by if end else None) or request.model
+    from_cache = end is not None and end.from_cache
     await sink.emit_final(
-        request, TurnCompleted(**envelope(), model=served_by, finish_reason=finish)
+        request,
+        TurnCompleted(**envelope(), model=served_by, finish_reason=finish, from_cache=from_cache),
     )
 
 
@@ -137,6 +139,7 @@ def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str
             "input_tokens": end.input_tokens,
             "output_tokens": end.output_tokens,
             "cached_input_tokens": end.cached_input_tokens,
+            "from_cache": end.from_cache,
         }
     if chunks == 0:
         return None

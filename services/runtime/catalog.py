@@ -49,6 +49,8 @@ class ModelEntry(BaseModel):
     fallbacks: tuple[str, ...] = ()
     role: Literal["chat", "utility"] = "chat"
     deadline_s: float | None = Field(default=None, gt=0)
+    # Exact-response cache for temperature-0 requests: off unless a model sets a TTL.
+    cache_ttl_s: float | None = Field(default=None, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _openai_compatible_needs_a_url(self) -> ModelEntry:

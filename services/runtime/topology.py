@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.subjects import (
+    CACHE_BUCKET,
     CHAT_REQUEST_SUBJECT,
     CONVERSATIONS_BUCKET,
     DEADLETTER_STREAM,
@@ -150,6 +151,14 @@ def bucket_configs(
             description="Budget reservations and rate-limit windows, shared by gateway replicas",
             # Windows are a minute or a day; two days covers a reservation's whole life.
             ttl=2 * 24 * HOUR,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=CACHE_BUCKET,
+            description="Exact-response cache: answers to temperature-0 requests, by request hash",
+            # The longest TTL a catalog entry may set; each entry also carries its own expiry.
+            ttl=24 * HOUR,
             storage=StorageType.FILE,
             replicas=replicas,
         ),

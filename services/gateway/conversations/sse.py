@@ -64,11 +64,16 @@ def format_item(item: TurnItem) -> bytes:
                 "input_tokens": item.input_tokens,
                 "output_tokens": item.output_tokens,
                 "estimated": item.estimated,
+                "cached": item.from_cache,
             },
             event_id,
         )
     if isinstance(item, TurnCompleted):
-        return _frame("done", {"finish_reason": item.finish_reason, "model": item.model}, event_id)
+        return _frame(
+            "done",
+            {"finish_reason": item.finish_reason, "model": item.model, "cached": item.from_cache},
+            event_id,
+        )
     assert isinstance(item, TurnFailed)
     return _frame(
         "error",
