@@ -59,6 +59,7 @@ bench-quick: bench-install
 
 schemas: install
 	$(BIN)/python -m contracts.schema docs/schemas
+	$(BIN)/python -m contracts.asyncapi docs/asyncapi.json
 
 clean:
 	rm -rf $(VENV) .tokenbus .pytest_cache .mypy_cache .ruff_cache
