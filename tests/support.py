@@ -142,6 +142,13 @@ def running_stack(
 @contextlib.contextmanager
 def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
     """Another gateway replica on the stack's bus; yields its URL, stops it afterwards."""
+    with gateway_process(stack, **settings) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def gateway_process(stack: Stack, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like extra_gateway, with the process (to signal it); logs to the state dir."""
     port = free_port()
     env = {
         **os.environ,
@@ -149,11 +156,12 @@ def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
         "TOKENBUS_GATEWAY_PORT": str(port),
         **{f"TOKENBUS_GATEWAY_{k.upper()}": v for k, v in settings.items()},
     }
+    log = (stack.state_dir / "logs" / f"gateway-{port}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "services.gateway.main"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -167,14 +175,16 @@ def extra_gateway(stack: Stack, **settings: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the extra gateway did not become ready")
             time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 async def requests_published(stack: Stack) -> int:

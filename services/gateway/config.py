@@ -48,5 +48,15 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A conversation's first turn stream stays open this long for its title",
     )
+    drain_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, how long open streams may finish before a resumable end",
+    )
+    drain_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="On SIGTERM, how long to answer 503 on readiness before closing the listener",
+    )
     max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"

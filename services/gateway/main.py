@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,25 +25,47 @@ from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.recorder import parse_recorded_event, turn_recorder
 from services.gateway.conversations.store import KvConversationStore
+from services.gateway.drain import Drain, DrainMiddleware
 from services.gateway.errors import install_error_handlers
+from services.gateway.http_metrics import HttpMetricsMiddleware
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs import BackgroundJobs
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.relay import TurnRelay
-from services.gateway.routes import chat, conversations, health, jobs, models, usage, web
+from services.gateway.request_id import RequestIdMiddleware
+from services.gateway.routes import chat, conversations, health, jobs, metrics, models, usage, web
 from services.gateway.state import GatewayState
 from services.runtime.budgets import Budgets
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
+from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.keys import KeyStore
 from services.runtime.logs import configure_logging
+from services.runtime.telemetry import setup_tracing
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
 
 log = logging.getLogger("tokenbus.gateway")
 
+RECORDER_DURABLE = "conversations"
+# No shutdown step may hold the process: past this it is abandoned (and logged).
+_SHUTDOWN_STEP_S = 5.0
 
-def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
+
+async def _bounded(step: str, work: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(work, _SHUTDOWN_STEP_S)
+    except TimeoutError:
+        log.warning("shutdown step timed out", extra={"step": step})
+
+
+# Probes and scrapes are not worth a trace each.
+_UNTRACED_URLS = "/healthz,/readyz,/metrics"
+
+
+def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None = None) -> FastAPI:
+    drain = drain or Drain(settings.drain_grace_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await connect(settings.nats_url, name=f"tokenbus-gateway-{settings.gateway_id}")
@@ -58,12 +82,13 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
                     turn_kind_filter("failed"),
                     turn_kind_filter("title"),
                 ),
-                durable="conversations",
+                durable=RECORDER_DURABLE,
             ),
             parse_recorded_event,
             turn_recorder(bus, store),
         )
         recording = asyncio.create_task(recorder.run())
+        lag = asyncio.create_task(watch_consumer_lag(bus.js, [(TURNS_STREAM, RECORDER_DURABLE)]))
         queue = QueueMonitor(bus, settings.max_queue_age_s)
         queue.start()
         background_jobs = await BackgroundJobs.start(bus)
@@ -71,6 +96,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
         app.state.gateway = GatewayState(
             settings=settings,
             catalog=catalog,
+            drain=drain,
             bus=bus,
             relay=relay,
             conversations=store,
@@ -84,17 +110,24 @@ def create_app(settings: GatewaySettings, catalog: Catalog) -> FastAPI:
         try:
             yield
         finally:
-            await background_jobs.stop()
-            await queue.stop()
-            recorder.stop()
-            await recording
-            await relay.stop()
-            await bus.close()
+            lag.cancel()
+            await _bounded("background jobs", background_jobs.stop())
+            await _bounded("queue monitor", queue.stop())
+            # What the recorder holds past this is handed back to another replica.
+            recorder.stop(grace_s=_SHUTDOWN_STEP_S)
+            await _bounded("recorder", recording)
+            await _bounded("relay", relay.stop())
+            await _bounded("bus", bus.close())
 
     app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
+    # Added last = runs first: the request id is set (and answered) even for a 413,
+    # and the metrics see every status the client sees.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware)
+    app.add_middleware(DrainMiddleware, drain=drain)
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (chat, conversations, jobs, models, usage, health, web):
+    for module in (chat, conversations, jobs, models, usage, health, metrics, web):
         app.include_router(module.router)
     return app
 
@@ -107,16 +140,51 @@ def main() -> None:
     except CatalogError as exc:
         log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
         raise SystemExit(2) from None
-    uvicorn.run(
-        create_app(settings, catalog),
+    drain = Drain(settings.drain_grace_s)
+    app = create_app(settings, catalog, drain)
+    if setup_tracing("gateway"):
+        # Imported only when tracing: a server span per request, parent of the bus spans.
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls=_UNTRACED_URLS, exclude_spans=["receive", "send"]
+        )
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        # Past the drain's own deadline: streams end themselves first, resumably.
+        timeout_graceful_shutdown=int(settings.drain_delay_s + settings.drain_grace_s) + 10,
     )
+    DrainingServer(config, drain, settings.drain_delay_s).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with readiness turned off (and streams given their grace) before it stops."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._delay_s = delay_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain.started or self._loop is None:  # a second signal: stop now
+            super().handle_exit(sig, frame)
+            return
+        # Called from the signal handler: hand the work to the event loop.
+        self._loop.call_soon_threadsafe(self._drain.begin)
+        self._loop.call_soon_threadsafe(
+            self._loop.call_later, self._delay_s, super().handle_exit, sig, frame
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from services.gateway.admission import Admission
 from services.gateway.backpressure import QueueMonitor
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
+from services.gateway.drain import Drain
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs.store import JobStore
 from services.gateway.relay import TurnRelay
@@ -33,6 +34,7 @@ class GatewayState:
     jobs: JobStore
     keys: KeyStore
     admission: Admission
+    drain: Drain
 
 
 async def _state(request: Request) -> GatewayState:

@@ -32,4 +32,15 @@ class GeneratorSettings(BaseSettings):
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
     ack_wait_s: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=3, ge=1)
+    drain_grace_s: float = Field(
+        default=25.0,
+        ge=0,
+        description="On SIGTERM, how long turns in hand may finish before they are handed back",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"
+    )
+    metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none"
+    )
     log_level: str = "INFO"

@@ -85,9 +85,10 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
     try:
         await until_stopped(stop, running)
     finally:
-        await control_sub.unsubscribe()
-        worker.stop()
+        # Cancels must still be heard while the turns in hand finish.
+        worker.stop(grace_s=settings.drain_grace_s)
         await running
+        await control_sub.unsubscribe()
         lag.cancel()
         await metrics.stop()
         await http_client.aclose()

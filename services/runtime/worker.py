@@ -95,6 +95,7 @@ class JetStreamWorker(Generic[T]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._capacity = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._grace_s: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -147,11 +148,19 @@ class JetStreamWorker(Generic[T]):
                     self._spawn(msg)
         finally:
             if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                _, unfinished = await asyncio.wait(set(self._tasks), timeout=self._grace_s)
+                for task in unfinished:
+                    task.cancel()
+                await asyncio.gather(*unfinished, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float | None = None) -> None:
+        """Fetch nothing more; in-flight messages get `grace_s` (None: all the time they need).
+
+        What is still running after the grace is handed back (nak) for another replica.
+        """
+        self._grace_s = grace_s
         self._stopping.set()
         self._capacity.set()
 
@@ -192,6 +201,12 @@ class JetStreamWorker(Generic[T]):
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             await self._handler(payload, delivery)
+        except asyncio.CancelledError:
+            # Stopped past the drain grace: hand the message back now, not after ack_wait.
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            self._outcome("handed_back")
+            raise
         except Poison as exc:
             await self._dead_letter(msg, delivery, str(exc))
         except Retry as exc:

@@ -17,8 +17,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: State) -> JSONResponse:
-    ready = state.bus.connected and state.relay.live
+    ready = state.bus.connected and state.relay.live and not state.drain.started
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "bus_connected": state.bus.connected},
+        {
+            "status": "ready" if ready else "not_ready",
+            "bus_connected": state.bus.connected,
+            "draining": state.drain.started,
+        },
         status_code=200 if ready else 503,
     )
