@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import uuid
 
@@ -103,3 +104,37 @@ async def test_sigterm_under_load_ends_every_stream_resumably(stack: Stack) -> N
             answer = [m for m in stored["messages"] if m["role"] == "assistant"][-1]
             assert answer["status"] == "complete"
             assert answer["content"] == text
+
+
+async def test_sigterm_to_a_generator_lets_its_turn_finish_and_loses_no_request(
+    stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth, timeout=120
+    ) as http:
+        conversation_id = (await http.post("/v1/conversations", json={})).json()["id"]
+        events: list[SseEvent] = []
+        async with http.stream(
+            "POST",
+            f"/v1/conversations/{conversation_id}/messages",
+            json={**LONG, "max_tokens": 120},
+        ) as response:
+            async for event in sse(response):
+                events.append(event)
+                if event.event == "delta" and len(events) == 4:
+                    os.kill(stack.pid("generator"), signal.SIGTERM)
+                    # Sent while that generator drains: another one (the restarted
+                    # replica) must serve it.
+                    late = asyncio.create_task(
+                        http.post("/v1/chat/completions", json=SHORT, timeout=120)
+                    )
+                if event.event == "done":
+                    break
+        kinds = [e.event for e in events]
+        # The turn in hand was finished by the draining generator: no restart, no reset.
+        assert "reset" not in kinds
+        assert kinds[-1] == "done"
+        assert {e.id.split(":")[1] for e in events if e.id} == {"1"}
+        answer = await late
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] is not None
