@@ -72,6 +72,8 @@ class Stack:
     specs: list[ChildSpec]
     gateway_url: str
     upstream_url: str
+    metrics_urls: dict[str, str]
+    """Each process's Prometheus endpoint, by child name."""
 
 
 def stack(options: UpOptions) -> Stack:
@@ -120,12 +122,20 @@ def stack(options: UpOptions) -> Stack:
     bus_env = {"TOKENBUS_NATS_URL": nats_server.url, **catalog_env}
     workers = [(f"generator{n}" if options.generators > 1 else "generator", "generator")
                for n in range(1, options.generators + 1)]  # fmt: skip
+    metrics_urls: dict[str, str] = {}
     for name, service in [*workers, ("titler", "titler"), ("usage", "usage")]:
+        # A port of its own per process: generator replicas must not collide.
+        metrics_port = free_port()
+        metrics_urls[name] = f"http://{options.host}:{metrics_port}/metrics"
         specs.append(
             ChildSpec(
                 name,
                 [python, "-m", f"services.{service}.main"],
-                env=bus_env,
+                env={
+                    **bus_env,
+                    f"TOKENBUS_{service.upper()}_METRICS_HOST": options.host,
+                    f"TOKENBUS_{service.upper()}_METRICS_PORT": str(metrics_port),
+                },
                 ready=functools.partial(_has_consumer, nats_server.url, service),
                 restart=True,
             )
@@ -145,7 +155,8 @@ def stack(options: UpOptions) -> Stack:
             stop_timeout_s=35.0,
         )
     )
-    return Stack(nats_server, specs, gateway_url, upstream_url)
+    metrics_urls = {"gateway": f"{gateway_url}/metrics", **metrics_urls}
+    return Stack(nats_server, specs, gateway_url, upstream_url, metrics_urls)
 
 
 def _single_model_catalog(state_dir: Path, base_url: str, model: str) -> Path:
@@ -198,6 +209,9 @@ async def run_up(options: UpOptions) -> int:
         print(f"tokenbus bus: {planned.nats.url}", flush=True)
         print(f"tokenbus dev API key: {dev_key}  (saved in {dev_key_file})", flush=True)
         print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)
+        metrics_file = options.state_dir / "metrics.json"
+        metrics_file.write_text(json.dumps(planned.metrics_urls, indent=2))
+        print(f"tokenbus metrics: {metrics_file}", flush=True)
         print(f"tokenbus is up: {planned.gateway_url}  (Ctrl-C to stop)", flush=True)
         exited = asyncio.create_task(supervisor.supervise())
         stopped = asyncio.create_task(stop.wait())

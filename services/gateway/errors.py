@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.gateway.metrics import ERRORS
+
 __all__ = [
     "TURN_FAILURE_STATUS",
     "ApiError",
@@ -90,6 +92,7 @@ def _describe(exc: RequestValidationError) -> tuple[str, str | None, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        ERRORS.labels(exc.code or f"http_{exc.status}").inc()
         return JSONResponse(
             error_body(exc.message, exc.status, exc.code, exc.param),
             status_code=exc.status,
@@ -99,19 +102,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, param, code = _describe(exc)
+        ERRORS.labels(code).inc()
         return JSONResponse(error_body(message, 400, code, param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        ERRORS.labels(f"http_{exc.status_code}").inc()
         return JSONResponse(
             error_body(str(exc.detail), exc.status_code), status_code=exc.status_code
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a traceback or upstream text in the answer: the type is logged to find it.
         log.error("unhandled error", extra={"error_type": type(exc).__name__})
+        ERRORS.labels("internal_error").inc()
+        # Starlette answers this one outside every middleware, so the request-id
+        # middleware cannot add its header: echo the id it left in the request.
+        request_id = request.headers.get("x-request-id")
         return JSONResponse(
             error_body("The gateway failed to handle the request.", 500, "internal_error"),
             status_code=500,
+            headers={"X-Request-ID": request_id} if request_id else None,
         )

@@ -17,9 +17,11 @@ from contracts import (
 from contracts.subjects import CHAT_REQUEST_SUBJECT
 from services.gateway.control import request_cancel
 from services.gateway.errors import ApiError
+from services.gateway.metrics import TurnTiming
 from services.gateway.relay import TurnRelay
 from services.gateway.turns import Heartbeat, TurnCursor, TurnItem, TurnRef
 from services.runtime.bus import Bus
+from services.runtime.telemetry import with_trace_context
 
 __all__ = ["TurnEvents", "bus_unavailable", "publish_request", "start_turn"]
 
@@ -48,6 +50,7 @@ class TurnEvents:
         self._heartbeat_s = heartbeat_s
         self._cursor = TurnCursor()
         self._ended = False
+        self._timing = TurnTiming(request.model)
 
     @property
     def request(self) -> ChatRequest:
@@ -95,6 +98,7 @@ class TurnEvents:
                 log.warning("dropped an event that breaks the contract")
                 continue
             for item in self._cursor.admit(event):
+                self._timing.see(item)
                 if isinstance(item, TurnCompleted | TurnFailed):
                     self._ended = True
                     yield item
@@ -139,7 +143,8 @@ async def publish_request(bus: Bus, request: ChatRequest) -> None:
             request.model_dump_json().encode(),
             timeout=_PUBLISH_TIMEOUT_S,
             # The turn id as message id: a repeated publish is dropped by JetStream.
-            headers={"Nats-Msg-Id": request.turn_id},
+            # traceparent makes the generator's work part of this request's trace.
+            headers=with_trace_context({"Nats-Msg-Id": request.turn_id}),
         )
     except Exception as exc:
         log.warning("publish failed", extra={"error_type": type(exc).__name__})

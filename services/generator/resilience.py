@@ -7,6 +7,7 @@ model: once a token has reached the client, a second attempt would repeat it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from tenacity.wait import wait_exponential_jitter
 from contracts import ChatRequest, utc_now
 from services.generator.breaker import BreakerConfig, CircuitBreaker
 from services.generator.errors import ProviderError
+from services.generator.metrics import FAILOVERS, RETRIES
 from services.generator.ports import ModelProvider, StreamEnd, TextChunk
 from services.runtime.catalog import Catalog
 
@@ -78,6 +80,7 @@ class ResilientProvider:
                 if exc.code in _NO_FAILOVER:
                     raise
                 log.warning("failing over", extra={"model": name, "code": exc.code})
+                FAILOVERS.labels(name).inc()
                 continue
             # Committed to this model from here on: no retry, no failover.
             try:
@@ -120,7 +123,7 @@ class ResilientProvider:
                 lambda e: isinstance(e, ProviderError) and e.retryable and breaker.allow()
             ),
             sleep=self._sleep,
-            before_sleep=self._count_retry,
+            before_sleep=functools.partial(self._count_retry, name),
             reraise=True,
         )
         result: tuple[Item, AsyncIterator[Item]] = await retrying(attempt)
@@ -141,8 +144,9 @@ class ResilientProvider:
         )
         return float(backoff(state))
 
-    def _count_retry(self, state: RetryCallState) -> None:
+    def _count_retry(self, name: str, state: RetryCallState) -> None:
         self.retries += 1
+        RETRIES.labels(name).inc()
 
 
 async def _prepend(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[Item]:

@@ -1,15 +1,43 @@
-"""One JSON object per log line, with whatever `extra=` fields the caller passed."""
+"""One JSON object per log line, with whatever `extra=` fields the caller passed.
+
+Every line also carries the correlation id of the request or message being handled
+(`bind_correlation_id`) and, inside a span, its `trace_id` and `span_id`.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
-__all__ = ["configure_logging"]
+__all__ = ["bind_correlation_id", "configure_logging", "correlation_scope"]
+
+# Set per request (gateway middleware) or per bus message (worker task); asyncio
+# copies it into the tasks each one starts, so their lines carry it too.
+_correlation_id: ContextVar[str | None] = ContextVar("tokenbus_correlation_id", default=None)
+
+
+def bind_correlation_id(value: str | None) -> None:
+    """Tag the log lines of the current task (and the tasks it starts) with `value`."""
+    _correlation_id.set(value)
+
+
+@contextmanager
+def correlation_scope(value: str) -> Iterator[None]:
+    """`bind_correlation_id` for a block, restored afterwards."""
+    token = _correlation_id.set(value)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
+
 
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
@@ -33,6 +61,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if (correlation_id := _correlation_id.get()) is not None:
+            entry["correlation_id"] = correlation_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = trace.format_trace_id(span.trace_id)
+            entry["span_id"] = trace.format_span_id(span.span_id)
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -40,6 +40,12 @@ class TitlerSettings(BaseSettings):
     )
     ack_wait_s: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"
+    )
+    metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none"
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -13,8 +13,11 @@ from contracts import TitleRequest
 from contracts.subjects import REQUESTS_STREAM, TITLE_REQUEST_SUBJECT, TITLES_BUCKET
 from services.runtime.bus import connect
 from services.runtime.catalog import CatalogError, ModelEntry, environment, load_catalog
+from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
+from services.runtime.metrics_server import MetricsServer
+from services.runtime.telemetry import setup_tracing
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
 from services.titler.adapters.kv_claims import KvClaimStore
@@ -51,6 +54,8 @@ async def serve(
 ) -> None:
     bus = await connect(settings.nats_url, name="tokenbus-titler")
     await ensure_streams(bus.js)
+    metrics = await MetricsServer.start(settings.metrics_host, settings.metrics_port)
+    lag = asyncio.create_task(watch_consumer_lag(bus.js, [(REQUESTS_STREAM, DURABLE)]))
     http_client = httpx2.AsyncClient(
         limits=httpx2.Limits(max_connections=settings.max_in_flight),
         timeout=httpx2.Timeout(settings.timeout_s, connect=5.0),
@@ -84,6 +89,8 @@ async def serve(
     finally:
         worker.stop()
         await running
+        lag.cancel()
+        await metrics.stop()
         await http_client.aclose()
         await bus.close()
 
@@ -91,6 +98,7 @@ async def serve(
 def main() -> None:
     settings = TitlerSettings()
     configure_logging("titler", settings.log_level)
+    setup_tracing("titler")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per model call otherwise
     env = environment()
     try:

@@ -19,6 +19,7 @@ from services.titler.claims import (
     TitleClaim,
     next_step,
 )
+from services.titler.metrics import TITLES
 from services.titler.naming import choose_title
 from services.titler.ports import ClaimStore, Completion, TitleModel, TitlePublisher
 
@@ -117,6 +118,7 @@ class Titler:
             )
 
         choice = await choose_title(request.user_message, self.model, meter)
+        TITLES.labels(choice.source).inc()
         return ConversationTitled(
             event_id=title_event_id(request.conversation_id),
             correlation_id=request.correlation_id,

@@ -23,4 +23,10 @@ class UsageSettings(BaseSettings):
         description="Model catalog, for prices",
     )
     max_in_flight: int = Field(default=64, ge=1)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"
+    )
+    metrics_port: int = Field(
+        default=9103, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none"
+    )
     log_level: str = "INFO"

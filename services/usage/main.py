@@ -11,6 +11,7 @@ from services.runtime.catalog import CatalogError, load_catalog
 from services.runtime.consumer_service import serve_consumer
 from services.runtime.lifecycle import run_service
 from services.runtime.logs import configure_logging
+from services.runtime.telemetry import setup_tracing
 from services.runtime.worker import WorkerConfig
 from services.usage.config import UsageSettings
 from services.usage.counters import NatsUsageCounters
@@ -24,6 +25,7 @@ log = logging.getLogger("tokenbus.usage")
 def main() -> None:
     settings = UsageSettings()
     configure_logging("usage", settings.log_level)
+    setup_tracing("usage")
     try:
         catalog = load_catalog(settings.catalog_path)  # prices
     except CatalogError as exc:
@@ -44,6 +46,8 @@ def main() -> None:
                 catalog, NatsUsageCounters(bus.js), Budgets(bus.js)
             ),
             stop=stop,
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.metrics_port,
         )
     )
 

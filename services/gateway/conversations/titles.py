@@ -21,6 +21,7 @@ from contracts.subjects import TITLE_REQUEST_SUBJECT, TURNS_STREAM, turn_event_s
 from services.gateway.conversations.models import Conversation
 from services.gateway.turns import Heartbeat
 from services.runtime.bus import Bus
+from services.runtime.telemetry import with_trace_context
 
 __all__ = ["first_exchange", "request_title", "wait_for_title", "wants_title"]
 
@@ -79,7 +80,7 @@ async def request_title(
     await bus.js.publish(
         TITLE_REQUEST_SUBJECT,
         request.model_dump_json().encode(),
-        headers={"Nats-Msg-Id": f"title-request-{conversation.id}"},
+        headers=with_trace_context({"Nats-Msg-Id": f"title-request-{conversation.id}"}),
     )
 
 

@@ -12,6 +12,7 @@ from contracts import ChatRequest
 from contracts.subjects import EVENT_KINDS, turn_event_subject
 from services.generator.ports import TurnEventOut
 from services.runtime.bus import Bus
+from services.runtime.telemetry import with_trace_context
 
 __all__ = ["NatsEventSink"]
 
@@ -74,4 +75,9 @@ class NatsEventSink:
         )
         # Same turn, attempt and position -> same id: JetStream drops the duplicate.
         msg_id = f"{event.turn_id}.{event.attempt}.{event.seq}"
-        return subject, event.model_dump_json().encode(), {"Nats-Msg-Id": msg_id}
+        # traceparent: readers of the event (usage, the gateway's recorder) join the turn's trace.
+        return (
+            subject,
+            event.model_dump_json().encode(),
+            with_trace_context({"Nats-Msg-Id": msg_id}),
+        )

@@ -8,6 +8,7 @@ from nats.js.errors import NotFoundError
 
 from contracts import ConversationTitled, TurnUsage
 from contracts.subjects import TURNS_STREAM, turn_event_subject
+from services.runtime.telemetry import with_trace_context
 
 __all__ = ["NatsTitlePublisher"]
 
@@ -26,7 +27,7 @@ class NatsTitlePublisher:
             subject,
             event.model_dump_json().encode(),
             stream=TURNS_STREAM,
-            headers={"Nats-Msg-Id": event.event_id},
+            headers=with_trace_context({"Nats-Msg-Id": event.event_id}),
         )
 
     async def publish_usage(self, gateway_id: str, event: TurnUsage) -> None:
@@ -35,7 +36,7 @@ class NatsTitlePublisher:
             subject,
             event.model_dump_json().encode(),
             stream=TURNS_STREAM,
-            headers={"Nats-Msg-Id": event.event_id},
+            headers=with_trace_context({"Nats-Msg-Id": event.event_id}),
         )
 
     async def _last_event_id(self, subject: str) -> str | None:
