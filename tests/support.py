@@ -188,7 +188,10 @@ def gateway_process(stack: Stack, **settings: str) -> Iterator[tuple[str, subpro
 
 
 async def requests_published(stack: Stack) -> int:
-    """How many chat requests ever reached the bus (the stream's last sequence)."""
+    """How many requests ever reached the bus (the stream's last sequence).
+
+    Title requests share the stream: count on conversations that are already titled.
+    """
     nc = await nats.connect(stack.nats_url)
     try:
         return int((await nc.jetstream().stream_info(REQUESTS_STREAM)).state.last_seq)

@@ -121,7 +121,9 @@ async def test_a_bad_idempotency_key_is_refused(http: httpx.AsyncClient) -> None
 async def test_a_retried_conversation_message_is_stored_once(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    conversation_id = (await http.post("/v1/conversations", json={})).json()["id"]
+    # Titled up front: an untitled conversation's first exchange also queues a title request.
+    created = await http.post("/v1/conversations", json={"title": "Greetings"})
+    conversation_id = created.json()["id"]
     url = f"/v1/conversations/{conversation_id}/messages"
     key = {"Idempotency-Key": new_id()}
     body = {"content": "Say hi.", "max_tokens": 10}
