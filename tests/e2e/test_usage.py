@@ -10,9 +10,16 @@ from typing import Any
 
 import httpx
 import nats
+import orjson
 import pytest
 
-from contracts.subjects import TURNS_STREAM
+from contracts import TurnUsage, new_id
+from contracts.subjects import (
+    DEADLETTER_STREAM,
+    TURNS_STREAM,
+    deadletter_subject,
+    turn_event_subject,
+)
 from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +106,43 @@ async def test_bad_usage_queries_get_a_clean_400(
     response = await http.get("/v1/usage", params=params)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_value"
+
+
+async def test_a_usage_event_that_breaks_the_contract_is_dead_lettered_and_counts_nothing(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    await caught_up(stack)
+    before = await totals(http)
+    marker = new_id()
+    bad = TurnUsage(
+        correlation_id=marker,
+        conversation_id="c",
+        turn_id=marker,
+        seq=1,
+        tenant_id="dev",  # the dev key's tenant: these totals would show it
+        user_id="dev",
+        model="smollm2-135m",
+        provider_model="smollm2-135m",
+        input_tokens=1_000_000,
+        output_tokens=1,
+    ).model_dump(mode="json")
+    bad["output_tokens"] = -5  # a producer with a bug
+    nc = await nats.connect(stack.nats_url)
+    try:
+        js = nc.jetstream()
+        await js.publish(turn_event_subject("gw", "c", marker, "usage"), orjson.dumps(bad))
+        sub = await js.subscribe(
+            deadletter_subject("usage"), stream=DEADLETTER_STREAM, ordered_consumer=True
+        )
+        letters: list[str] = []
+        async with asyncio.timeout(30):
+            while not any(marker in letter for letter in letters):
+                letters.append((await sub.next_msg(timeout=25)).data.decode())
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    letter = next(letter for letter in letters if marker in letter)
+    assert "contract violation" in letter
+    assert "output_tokens" in letter
+    await caught_up(stack)
+    assert await totals(http) == before
