@@ -376,10 +376,12 @@ def test_every_deployment_has_a_pdb_and_listeners_have_a_service() -> None:
             if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
         ]
         assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
+        # A metrics port is found through the pod's prometheus.io annotations, not a Service.
         ports = {
             p["name"]: p["containerPort"]
             for c in deployment["spec"]["template"]["spec"]["containers"]
             for p in c.get("ports", [])
+            if p["name"] != "metrics"
         }
         matching = [s for s in services.values() if s["spec"]["selector"].items() <= labels.items()]
         if not ports:
@@ -600,11 +602,40 @@ def test_network_policies_deny_by_default_and_open_only_known_ports() -> None:
     monitor = nats_values()["config"]["monitor"]["port"]
     client = nats_values()["config"]["nats"]["port"]
     routes = nats_values()["config"]["cluster"]["port"]
-    known = {53, 443, 8000, 8081, monitor, client, routes}
+    known = {53, 443, 8000, 8081, monitor, client, routes, *WORKER_METRICS_PORTS.values()}
     for name, policy in policies.items():
         for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
             for port in rule.get("ports", []):
                 assert port["port"] in known, f"{name}: port {port['port']}"
+
+
+WORKER_METRICS_PORTS = {"generator": 9101, "titler": 9102, "usage": 9103}
+
+
+def test_every_service_exposes_metrics_to_prometheus_and_workers_live_by_them() -> None:
+    deployments = objects("base", "Deployment")
+    scrape = objects("base", "NetworkPolicy")["allow-prometheus-scrape"]["spec"]
+    scraped_ports = {p["port"] for rule in scrape["ingress"] for p in rule["ports"]}
+    scraped_pods = set(scrape["podSelector"]["matchExpressions"][0]["values"])
+    for service in ("gateway", *WORKER_METRICS_PORTS):
+        template = deployments[f"tokenbus-{service}"]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        port = int(annotations["prometheus.io/port"])
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert port in scraped_ports
+        assert f"tokenbus-{service}" in scraped_pods
+        container = template["spec"]["containers"][0]
+        assert port in {p["containerPort"] for p in container["ports"]}, service
+        if service == "gateway":
+            continue
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        prefix = f"TOKENBUS_{service.upper()}_METRICS"
+        # The setting names are the service's own (the env drift test checks them too).
+        assert env[f"{prefix}_PORT"] == str(port) == str(WORKER_METRICS_PORTS[service])
+        assert env[f"{prefix}_HOST"] == "0.0.0.0"
+        liveness = container["livenessProbe"]["httpGet"]
+        assert liveness == {"path": "/metrics", "port": "metrics"}
 
 
 def test_every_nats_client_pod_may_reach_nats() -> None:
