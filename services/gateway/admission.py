@@ -23,7 +23,7 @@ from services.runtime.budgets import Amount, Budgets, Overspent, seconds_until_m
 from services.runtime.catalog import ModelEntry
 from services.runtime.keys import KeyStore
 
-__all__ = ["Admission", "Admitted", "worst_case_prompt_tokens"]
+__all__ = ["Admission", "Admitted", "rate_headers", "worst_case_prompt_tokens"]
 
 log = logging.getLogger("tokenbus.gateway")
 
@@ -47,7 +47,7 @@ class Admitted:
     reserved: tuple[tuple[SpendScope, str], ...] = ()
 
 
-def _rate_headers(windows: list[RateWindow]) -> dict[str, str]:
+def rate_headers(windows: list[RateWindow]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for window in windows:
         headers[f"x-ratelimit-limit-{window.measure}"] = str(window.limit)
@@ -73,6 +73,14 @@ class Admission:
         self._rates = rates
         self._budgets = budgets
 
+    async def rate_status(self, caller: Caller) -> dict[str, str]:
+        """The x-ratelimit-* headers for a response that counted nothing."""
+        limits = caller.key_limits
+        windows = await self._rates.peek(
+            caller.key_id, limits.requests_per_minute, limits.tokens_per_minute, utc_now()
+        )
+        return rate_headers(windows)
+
     async def admit(self, caller: Caller, request: ChatRequest, entry: ModelEntry) -> Admitted:
         """The request as it may be published (max_tokens pinned), or 429 with the reason."""
         now = utc_now()
@@ -91,7 +99,7 @@ class Admission:
             prompt + output,
             now,
         )
-        headers = _rate_headers(windows)
+        headers = rate_headers(windows)
         if throttled is not None:
             window = throttled.window
             raise ApiError(
@@ -101,7 +109,7 @@ class Admission:
                 "rate_limit_exceeded",
                 headers={
                     **headers,
-                    **_rate_headers([window]),
+                    **rate_headers([window]),
                     "Retry-After": str(math.ceil(window.reset_s)),
                 },
             )

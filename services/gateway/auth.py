@@ -41,12 +41,15 @@ async def authenticate(request: Request, state: State) -> Caller:
     record = await state.keys.find(_bearer(request))
     if record is None or record.revoked_at is not None:
         raise _unauthorized("Invalid or revoked API key.", "invalid_api_key")
-    return Caller(
+    caller = Caller(
         tenant_id=record.tenant_id,
         user_id=record.user_id,
         key_id=record.key_id,
         key_limits=record.limits,
     )
+    # For the rate-limit headers every response of this key carries.
+    request.state.caller = caller
+    return caller
 
 
 Authenticated = Annotated[Caller, Depends(authenticate)]

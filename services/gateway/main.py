@@ -30,6 +30,7 @@ from services.gateway.errors import install_error_handlers
 from services.gateway.http_metrics import HttpMetricsMiddleware
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs import BackgroundJobs
+from services.gateway.rate_headers import RateHeadersMiddleware
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.relay import TurnRelay
 from services.gateway.request_id import RequestIdMiddleware
@@ -104,7 +105,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
             queue=queue,
             jobs=background_jobs.store,
             keys=keys,
-            admission=Admission(keys, RateLimiter(bus.nc), Budgets(bus.js)),
+            admission=Admission(keys, RateLimiter(bus.nc, bus.js), Budgets(bus.js)),
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:
@@ -123,6 +124,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
     # Added last = runs first: the request id is set (and answered) even for a 413,
     # and the metrics see every status the client sees.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(RequestIdMiddleware)

@@ -12,8 +12,10 @@ from datetime import datetime
 
 import orjson
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
-from contracts.subjects import rate_counter_subject
+from contracts.subjects import RATE_STREAM, rate_counter_subject
 
 __all__ = ["RateLimiter", "RateWindow", "Throttled"]
 
@@ -39,9 +41,39 @@ class Throttled:
     window: RateWindow
 
 
+def _window(now: datetime) -> tuple[int, float]:
+    """The clock minute of `now` and the seconds until it ends."""
+    epoch = now.timestamp()
+    return int(epoch // 60), 60 - epoch % 60
+
+
 class RateLimiter:
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext) -> None:
         self._nc = nc
+        self._js = js
+
+    async def peek(
+        self,
+        key_id: str,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        now: datetime,
+    ) -> list[RateWindow]:
+        """Where the key stands in this minute, counting nothing."""
+        minute, reset_s = _window(now)
+        windows = []
+        for measure, limit in (("requests", requests_per_minute), ("tokens", tokens_per_minute)):
+            if limit is None:
+                continue
+            try:
+                latest = await self._js.get_last_msg(
+                    RATE_STREAM, rate_counter_subject(key_id, minute, measure), direct=True
+                )
+                used = int(orjson.loads(latest.data or b'{"val":"0"}')["val"])
+            except NotFoundError:
+                used = 0
+            windows.append(RateWindow(measure, limit, used, reset_s))
+        return windows
 
     async def _add(self, key_id: str, minute: int, measure: str, amount: int) -> int:
         reply = await self._nc.request(
@@ -64,9 +96,7 @@ class RateLimiter:
         now: datetime,
     ) -> tuple[list[RateWindow], Throttled | None]:
         """Count one request of `tokens`; give it back if it does not fit."""
-        epoch = now.timestamp()
-        minute = int(epoch // 60)
-        reset_s = 60 - epoch % 60
+        minute, reset_s = _window(now)
         windows: list[RateWindow] = []
         taken: list[tuple[str, int]] = []
         for measure, limit, amount in (

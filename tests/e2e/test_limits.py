@@ -94,7 +94,14 @@ async def test_requests_per_minute_headers_and_429(stack: Stack) -> None:
     _, key = issue_key(stack, f"t-{uuid.uuid4().hex[:10]}", "ada", "--rpm", "3")
     await wait_for_a_fresh_minute()
     async with client_for(stack, key) as http:
+        listed = await http.get("/v1/models")
         answers = [await http.post("/v1/chat/completions", json=BODY) for _ in range(4)]
+        missing = await http.get("/v1/conversations/conv-that-is-not-there")
+    # Every response of the key says where it stands; only generation counts.
+    assert listed.headers["x-ratelimit-remaining-requests"] == "3"
+    assert missing.status_code == 404
+    assert missing.headers["x-ratelimit-limit-requests"] == "3"
+    assert missing.headers["x-ratelimit-remaining-requests"] == "0"
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1", "0", "0"]
     for answer in answers:
