@@ -19,7 +19,7 @@ from services.gateway.conversations.models import (
     TokenCounts,
 )
 from services.gateway.conversations.store import ConversationStore, Unchanged
-from services.gateway.conversations.titles import request_title
+from services.gateway.conversations.titles import keep_title, request_title
 from services.gateway.replay import replay_turn
 from services.gateway.turns import TurnTranscript
 from services.runtime.bus import Bus
@@ -47,7 +47,7 @@ def parse_recorded_event(data: bytes | str) -> RecordedEvent:
 def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[RecordedEvent]:
     async def record(event: RecordedEvent, delivery: Delivery) -> None:
         if isinstance(event, ConversationTitled):
-            await _keep_title(store, event)
+            await keep_title(store, event)
             return
         conversation = await _record_answer(bus, store, event)
         if conversation is not None:
@@ -56,15 +56,6 @@ def turn_recorder(bus: Bus, store: ConversationStore) -> Handler[RecordedEvent]:
             await request_title(bus, conversation, event.turn_id, gateway_id, event.correlation_id)
 
     return record
-
-
-async def _keep_title(store: ConversationStore, event: ConversationTitled) -> None:
-    def retitle(current: Conversation) -> Conversation:
-        if current.title_source == "user" or current.title == event.title:
-            raise Unchanged  # a user's own title is never replaced
-        return current.model_copy(update={"title": event.title, "title_source": event.source})
-
-    await store.update(event.tenant_id, event.conversation_id, retitle)
 
 
 async def _record_answer(

@@ -29,7 +29,7 @@ from services.gateway.conversations.sse import (
     turn_started,
 )
 from services.gateway.conversations.store import ConversationStore
-from services.gateway.conversations.titles import wait_for_title, wants_title
+from services.gateway.conversations.titles import keep_title, wait_for_title, wants_title
 from services.gateway.errors import ApiError
 from services.gateway.replay import replay_turn
 from services.gateway.service import TurnEvents
@@ -184,6 +184,7 @@ class TitleWait:
     """Keep a first turn's stream open for the conversation's title."""
 
     bus: Bus
+    store: ConversationStore
     wait_s: float
     heartbeat_s: float
 
@@ -191,7 +192,12 @@ class TitleWait:
         async for item in wait_for_title(
             self.bus, conversation_id, turn_id, self.wait_s, self.heartbeat_s
         ):
-            yield format_item(item) if isinstance(item, Heartbeat) else titled(item)
+            if isinstance(item, Heartbeat):
+                yield format_item(item)
+            # Stored before it is shown (the recorder may not have got to it yet), so a
+            # client that reads the conversation after seeing its title finds it there.
+            elif await keep_title(self.store, item):
+                yield titled(item)
 
 
 def _titles_follow(item: TurnItem, answered: bool) -> bool:

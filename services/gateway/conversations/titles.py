@@ -19,11 +19,12 @@ from pydantic import ValidationError
 from contracts import ConversationTitled, TitleRequest
 from contracts.subjects import TITLE_REQUEST_SUBJECT, TURNS_STREAM, turn_event_subject
 from services.gateway.conversations.models import Conversation
+from services.gateway.conversations.store import ConversationStore, Unchanged
 from services.gateway.turns import Heartbeat
 from services.runtime.bus import Bus
 from services.runtime.telemetry import with_trace_context
 
-__all__ = ["first_exchange", "request_title", "wait_for_title", "wants_title"]
+__all__ = ["first_exchange", "keep_title", "request_title", "wait_for_title", "wants_title"]
 
 log = logging.getLogger("tokenbus.gateway.titles")
 
@@ -82,6 +83,18 @@ async def request_title(
         request.model_dump_json().encode(),
         headers=with_trace_context({"Nats-Msg-Id": f"title-request-{conversation.id}"}),
     )
+
+
+async def keep_title(store: ConversationStore, event: ConversationTitled) -> bool:
+    """Store the titler's title; False if a user's title stands or the conversation is gone."""
+
+    def retitle(current: Conversation) -> Conversation:
+        if current.title_source == "user" or current.title == event.title:
+            raise Unchanged  # a user's own title is never replaced
+        return current.model_copy(update={"title": event.title, "title_source": event.source})
+
+    stored = await store.update(event.tenant_id, event.conversation_id, retitle)
+    return stored is not None and stored.title == event.title and stored.title_source != "user"
 
 
 async def wait_for_title(

@@ -231,7 +231,7 @@ def _title_wait(state: GatewayState) -> TitleWait | None:
     settings = state.settings
     if settings.title_wait_s <= 0:
         return None
-    return TitleWait(state.bus, settings.title_wait_s, settings.heartbeat_s)
+    return TitleWait(state.bus, state.conversations, settings.title_wait_s, settings.heartbeat_s)
 
 
 def _sse(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
