@@ -46,7 +46,7 @@ class TurnDelta(TurnEventBase):
 
 
 class TurnUsage(TurnEventBase):
-    """Exact token counts for what the provider generated in this turn."""
+    """Token counts of one turn attempt, sent just before its final event (zeros if none)."""
 
     type: Literal["turn.usage"] = "turn.usage"
     key_id: Token | None = Field(default=None, description="Copied from the request")
@@ -60,7 +60,10 @@ class TurnUsage(TurnEventBase):
     purpose: Literal["chat", "title"] = "chat"
     estimated: bool = Field(
         default=False,
-        description="True when the provider sent no usage (a cut stream): chunks were counted",
+        description=(
+            "True when the provider sent no usage (a cut stream): chunks were counted "
+            "and the prompt estimated"
+        ),
     )
     from_cache: bool = Field(
         default=False, description="Answered from the exact-response cache: no upstream tokens"

@@ -19,9 +19,11 @@ from contracts import (
 from services.generator.errors import ProviderError
 from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk
 
-__all__ = ["generate_turn"]
+__all__ = ["estimated_prompt_tokens", "generate_turn"]
 
 log = logging.getLogger("tokenbus.generator")
+
+_BYTES_PER_TOKEN = 4
 
 
 async def generate_turn(
@@ -51,8 +53,12 @@ async def generate_turn(
             "seq": next(seq),
         }
 
+    async def meter(usage: dict[str, object]) -> None:
+        await sink.emit(request, TurnUsage(**envelope(), key_id=request.key_id, **usage))
+
     remaining = _seconds_left(request, now or utc_now())
     if remaining is not None and remaining <= 0:
+        await meter(_nothing_used(request))
         await sink.emit_final(
             request,
             TurnFailed(
@@ -62,6 +68,7 @@ async def generate_turn(
         return
 
     if was_cancelled():
+        await meter(_nothing_used(request))
         await sink.emit_final(
             request, TurnCompleted(**envelope(), model=request.model, finish_reason="cancelled")
         )
@@ -101,9 +108,7 @@ async def generate_turn(
             task.uncancel()
         cancelled = True
 
-    usage = _usage(request, end, chunks)
-    if usage is not None:
-        await sink.emit(request, TurnUsage(**envelope(), key_id=request.key_id, **usage))
+    await meter(_usage(request, end, chunks))
     if failure is not None:
         await sink.emit_final(
             request,
@@ -130,8 +135,13 @@ def _seconds_left(request: ChatRequest, now: datetime) -> float | None:
     return (request.deadline_at - now).total_seconds()
 
 
-def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str, object] | None:
-    """Exact counts when the provider gave them; else the relayed chunks, marked estimated."""
+def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str, object]:
+    """Exact counts when the provider gave them; else an estimate, marked as such.
+
+    A stream cut short (cancelled, broken) never gets the provider's counts, yet
+    the provider read the whole prompt and made every chunk we relayed: both are
+    billed, so both are estimated rather than metered as nothing.
+    """
     if end is not None and end.input_tokens is not None and end.output_tokens is not None:
         return {
             "model": end.served_by or request.model,
@@ -142,11 +152,26 @@ def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str
             "from_cache": end.from_cache,
         }
     if chunks == 0:
-        return None
+        return _nothing_used(request)
     return {
         "model": request.model,
         "provider_model": end.provider_model if end else request.model,
-        "input_tokens": 0,
+        "input_tokens": estimated_prompt_tokens(request),
         "output_tokens": chunks,
         "estimated": True,
     }
+
+
+def _nothing_used(request: ChatRequest) -> dict[str, object]:
+    """A turn that made nothing still reports so: its budget reservation is settled now."""
+    return {
+        "model": request.model,
+        "provider_model": request.model,
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
+
+
+def estimated_prompt_tokens(request: ChatRequest) -> int:
+    """About four UTF-8 bytes per token, plus a few for each message's chat template."""
+    return sum(4 + len(m.content.encode()) // _BYTES_PER_TOKEN for m in request.messages)

@@ -5,8 +5,9 @@ counters, exact and deduplicated) plus the worst case of every turn still in
 flight (reservations). Reservations of one scope and day live in ONE KV entry
 changed with compare-and-set, so two gateways can never both take the last of
 a budget. The usage service releases a turn's reservation after it has added
-the turn's actual usage to the counters; a turn that never reports usage (lost,
-or failed before any token) holds its reservation until its deadline passes.
+the turn's actual usage to the counters (every turn the generator ends reports
+usage, zeros included); a turn that never reaches a generator (lost, or
+dead-lettered) holds its reservation until its deadline passes.
 
 Ordering that keeps the check safe: the reservation entry is read (with its
 revision) BEFORE the counters. A release that lands in between changes the

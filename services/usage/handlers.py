@@ -1,4 +1,4 @@
-"""Bus entrypoint: one usage event per turn that generated anything."""
+"""Bus entrypoint: one usage event per turn that ended (zeros when it generated nothing)."""
 
 from __future__ import annotations
 

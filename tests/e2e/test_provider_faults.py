@@ -6,7 +6,9 @@ format; its fallback is the real local model.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,10 +16,11 @@ import httpx
 import nats
 import pytest
 
-from contracts import TurnCompleted, parse_turn_event
+from contracts import ChatMessage, TurnCompleted, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
+from services.gateway.admission import worst_case_prompt_tokens
 from tests.faults.upstream import FaultyUpstream, running_upstream
-from tests.support import Stack, running_stack
+from tests.support import Stack, issue_key, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -142,6 +145,32 @@ async def test_a_400_is_not_retried_and_the_provider_text_never_reaches_the_clie
         log = fault_stack.log(service)
         assert "SECRET" not in log
         assert "Traceback" not in log
+
+
+async def test_a_turn_that_failed_before_any_token_gives_its_budget_back_at_once(
+    upstream: FaultyUpstream, fault_stack: Stack
+) -> None:
+    # A budget with room for exactly one request's worst case.
+    worst_case = worst_case_prompt_tokens((ChatMessage(role="user", content="hello"),)) + 8
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    _, key = issue_key(fault_stack, tenant, "ada", "--daily-tokens", str(worst_case))
+    async with httpx.AsyncClient(
+        base_url=fault_stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
+        upstream.play({"kind": "status", "status": 400, "message": "no"})
+        failed = await http.post("/v1/chat/completions", json=ask())
+        assert failed.status_code == 400
+        # Its reservation is settled to the nothing it used as soon as the usage
+        # service has seen the turn end, not minutes later when it would lapse.
+        async with asyncio.timeout(20):
+            answer = await http.post("/v1/chat/completions", json=ask())
+            while answer.status_code == 429:
+                assert answer.json()["error"]["code"] == "budget_exceeded"
+                await asyncio.sleep(0.2)
+                answer = await http.post("/v1/chat/completions", json=ask())
+        assert answer.status_code == 200, answer.text
+        usage = (await http.get("/v1/usage")).json()["total"]
+    assert usage["turns"] >= 1
 
 
 async def test_a_stream_reset_mid_way_ends_with_an_error_not_done(

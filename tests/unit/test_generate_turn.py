@@ -93,20 +93,34 @@ async def test_a_stream_that_breaks_mid_way_ends_in_failure_not_completion() -> 
     assert [e.seq for _, e in sink.events] == [1, 2, 3, 4]
 
 
-async def test_a_failure_before_any_token_meters_nothing() -> None:
+async def test_a_failure_before_any_token_reports_zero_usage_before_failing() -> None:
     sink = RecordingSink()
     await generate_turn(
         a_request(), 1, ScriptedProvider(ProviderError("rate_limited", "slow")), sink
     )
-    assert [type(e).__name__ for _, e in sink.events] == ["TurnFailed"]
+    assert [type(e).__name__ for _, e in sink.events] == ["TurnUsage", "TurnFailed"]
+    usage = sink.events[0][1]
+    assert isinstance(usage, TurnUsage)
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (0, 0, False)
+
+
+async def test_a_stream_cut_short_estimates_the_prompt_it_was_billed_for() -> None:
+    sink = RecordingSink()
+    request = a_request().model_copy(
+        update={"messages": (ChatMessage(role="user", content="x" * 400),)}
+    )
+    provider = ScriptedProvider(TextChunk("a"), ProviderError("upstream_error", "broke"))
+    await generate_turn(request, 1, provider, sink)
+    usage = next(e for _, e in sink.events if isinstance(e, TurnUsage))
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (104, 1, True)
 
 
 async def test_an_expired_request_is_answered_with_timeout_without_calling_the_model() -> None:
     sink = RecordingSink()
     provider = ScriptedProvider(TextChunk("never"))
     await generate_turn(a_request(deadline_s=-1), 1, provider, sink)
-    assert len(sink.events) == 1
-    failed = sink.events[0][1]
+    assert [type(e).__name__ for _, e in sink.events] == ["TurnUsage", "TurnFailed"]
+    failed = sink.events[1][1]
     assert isinstance(failed, TurnFailed)
     assert failed.code == "timeout"
 
@@ -191,7 +205,7 @@ async def test_a_turn_cancelled_while_still_queued_never_calls_the_model() -> No
     await generate_turn(
         a_request(), 1, provider, sink, was_cancelled=lambda: cancels.is_cancelled("turn")
     )
-    assert [type(e).__name__ for _, e in sink.events] == ["TurnCompleted"]
+    assert [type(e).__name__ for _, e in sink.events] == ["TurnUsage", "TurnCompleted"]
 
 
 def test_the_cancel_registry_forgets_old_turns() -> None:
