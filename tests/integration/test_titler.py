@@ -60,6 +60,15 @@ def model_url() -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the model server did not start")
             time.sleep(0.2)
+        # A first completion before any test: healthy is not yet warm, and a cold
+        # first call on a busy machine may outlast the titler's bound.
+        warm_up = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": MODEL_ALIAS, "messages": [{"role": "user", "content": "hi"}],
+                  "max_tokens": 1},
+            timeout=120,
+        )  # fmt: skip
+        warm_up.raise_for_status()
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -89,7 +98,8 @@ class Titlers:
         self.running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     def start(self, entry: ModelEntry | None, replicas: int = 1) -> None:
-        settings = TitlerSettings(nats_url=self.nats_url, timeout_s=20, claim_stale_s=60)
+        # Generous bounds: these tests are about what a title costs, not about slow models.
+        settings = TitlerSettings(nats_url=self.nats_url, timeout_s=60, claim_stale_s=150)
         for _ in range(replicas):
             stop = asyncio.Event()
             self.running.append((stop, asyncio.create_task(serve(settings, entry, {}, stop))))
@@ -149,7 +159,7 @@ async def stored(bus: Bus, stream: str, subject: str) -> list[bytes]:
         await sub.unsubscribe()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 150.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.1)
