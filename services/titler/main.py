@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 
 import httpx2
 
 from contracts import TitleRequest
 from contracts.subjects import REQUESTS_STREAM, TITLE_REQUEST_SUBJECT, TITLES_BUCKET
-from services.runtime.bus import connect
+from services.runtime.bus import Bus
 from services.runtime.catalog import CatalogError, ModelEntry, environment, load_catalog
-from services.runtime.consumer_lag import watch_consumer_lag
-from services.runtime.lifecycle import run_service, until_stopped
+from services.runtime.consumer_service import serve_consumer
+from services.runtime.lifecycle import run_service
 from services.runtime.logs import configure_logging
-from services.runtime.metrics_server import MetricsServer
 from services.runtime.telemetry import setup_tracing
-from services.runtime.topology import ensure_streams
-from services.runtime.worker import JetStreamWorker, WorkerConfig
+from services.runtime.worker import Handler, WorkerConfig
 from services.titler.adapters.kv_claims import KvClaimStore
 from services.titler.adapters.models import build_title_model
 from services.titler.adapters.nats_publisher import NatsTitlePublisher
@@ -52,47 +51,40 @@ async def serve(
     env: Mapping[str, str],
     stop: asyncio.Event,
 ) -> None:
-    bus = await connect(settings.nats_url, name="tokenbus-titler")
-    await ensure_streams(bus.js)
-    metrics = await MetricsServer.start(settings.metrics_host, settings.metrics_port)
-    lag = asyncio.create_task(watch_consumer_lag(bus.js, [(REQUESTS_STREAM, DURABLE)]))
-    http_client = httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=settings.max_in_flight),
-        timeout=httpx2.Timeout(settings.timeout_s, connect=5.0),
+    @contextlib.asynccontextmanager
+    async def titles_handler(bus: Bus) -> AsyncIterator[Handler[TitleRequest]]:
+        async with httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=settings.max_in_flight),
+            timeout=httpx2.Timeout(settings.timeout_s, connect=5.0),
+        ) as http_client:
+            model = None
+            if entry is not None:
+                model = build_title_model(
+                    entry,
+                    env,
+                    http_client,
+                    max_tokens=settings.max_output_tokens,
+                    temperature=settings.temperature,
+                    timeout_s=settings.timeout_s,
+                )
+            titler = Titler(
+                claims=KvClaimStore(await bus.js.key_value(TITLES_BUCKET)),
+                publisher=NatsTitlePublisher(bus.js),
+                model=model,
+                stale_after=timedelta(seconds=settings.claim_stale_s),
+            )
+            log.info("titles from", extra={"model": model.name if model else None})
+            yield title_request_handler(titler)
+
+    await serve_consumer(
+        nats_url=settings.nats_url,
+        config=worker_config(settings),
+        decode=TitleRequest.model_validate_json,
+        handler_scope=titles_handler,
+        stop=stop,
+        metrics_host=settings.metrics_host,
+        metrics_port=settings.metrics_port,
     )
-    model = None
-    if entry is not None:
-        model = build_title_model(
-            entry,
-            env,
-            http_client,
-            max_tokens=settings.max_output_tokens,
-            temperature=settings.temperature,
-            timeout_s=settings.timeout_s,
-        )
-    titler = Titler(
-        claims=KvClaimStore(await bus.js.key_value(TITLES_BUCKET)),
-        publisher=NatsTitlePublisher(bus.js),
-        model=model,
-        stale_after=timedelta(seconds=settings.claim_stale_s),
-    )
-    worker = JetStreamWorker(
-        bus.js,
-        worker_config(settings),
-        TitleRequest.model_validate_json,
-        title_request_handler(titler),
-    )
-    running = asyncio.create_task(worker.run())
-    log.info("titler ready", extra={"model": model.name if model else None})
-    try:
-        await until_stopped(stop, running)
-    finally:
-        worker.stop()
-        await running
-        lag.cancel()
-        await metrics.stop()
-        await http_client.aclose()
-        await bus.close()
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from contracts import TurnUsage
 from contracts.subjects import TURNS_STREAM, turn_kind_filter
 from services.runtime.budgets import Budgets
 from services.runtime.catalog import CatalogError, load_catalog
-from services.runtime.consumer_service import serve_consumer
+from services.runtime.consumer_service import plain_handler, serve_consumer
 from services.runtime.lifecycle import run_service
 from services.runtime.logs import configure_logging
 from services.runtime.telemetry import setup_tracing
@@ -42,8 +42,8 @@ def main() -> None:
             nats_url=settings.nats_url,
             config=config,
             decode=TurnUsage.model_validate_json,
-            make_handler=lambda bus: usage_handler(
-                catalog, NatsUsageCounters(bus.js), Budgets(bus.js)
+            handler_scope=plain_handler(
+                lambda bus: usage_handler(catalog, NatsUsageCounters(bus.js), Budgets(bus.js))
             ),
             stop=stop,
             metrics_host=settings.metrics_host,
