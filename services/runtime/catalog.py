@@ -51,6 +51,10 @@ class ModelEntry(BaseModel):
     deadline_s: float | None = Field(default=None, gt=0)
     # Exact-response cache for temperature-0 requests: off unless a model sets a TTL.
     cache_ttl_s: float | None = Field(default=None, gt=0, le=86_400)
+    # A reasoning model (o-series, DeepSeek-R1, Qwen3 ...) thinks before it answers: it
+    # takes max_completion_tokens, not max_tokens, and needs room (and no newline stop)
+    # to get past its thinking.
+    reasoning: bool = False
 
     @model_validator(mode="after")
     def _openai_compatible_needs_a_url(self) -> ModelEntry:

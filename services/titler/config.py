@@ -31,6 +31,9 @@ class TitlerSettings(BaseSettings):
     )
     timeout_s: float = Field(default=20.0, gt=0, description="Bound on one model call")
     max_output_tokens: int = Field(default=24, ge=4, description="A title is a few words")
+    reasoning_max_output_tokens: int = Field(
+        default=1024, ge=16, description="For a reasoning model: its thinking plus the title"
+    )
     temperature: float = Field(default=0.2, ge=0, le=2)
     claim_stale_s: float = Field(
         default=60.0, gt=0, description="A pending claim silent this long is taken over"

@@ -66,6 +66,7 @@ async def serve(
                     max_tokens=settings.max_output_tokens,
                     temperature=settings.temperature,
                     timeout_s=settings.timeout_s,
+                    reasoning_max_tokens=settings.reasoning_max_output_tokens,
                 )
             titler = Titler(
                 claims=KvClaimStore(await bus.js.key_value(TITLES_BUCKET)),

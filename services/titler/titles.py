@@ -37,6 +37,10 @@ _MARKDOWN_CHARS = "#*`"
 _MARKDOWN_START = re.compile(r"^(?:[-+>]\s|\d+[.)]\s)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _LABEL = re.compile(r"^title\s*:\s*", re.IGNORECASE)
+# What reasoning models think aloud before answering. Some chat templates open the
+# block in the prompt, so the answer may hold only its end.
+_REASONING_END = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+_REASONING_START = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
 _PREAMBLE = re.compile(rf"^(?:sure|certainly|of course|here is|here['{_RIGHT}]s)\b", re.IGNORECASE)
 _LINE_BREAKING = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 _CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
@@ -85,7 +89,9 @@ class ModelTitle(Title):
         # refused, so the model gets feedback rather than a silently rewritten title.
         if not isinstance(value, str):
             return value
-        text = value.strip()
+        text = _without_reasoning(value).strip()
+        if _REASONING_START.search(text):
+            raise ValueError("it must be the title alone: finish thinking, then answer")
         text = _LABEL.sub("", text).strip()
         if len(text) >= 2 and _QUOTE_PAIRS.get(text[0]) == text[-1]:
             text = text[1:-1].strip()
@@ -99,6 +105,12 @@ class ModelTitle(Title):
         if _PREAMBLE.match(text):
             raise ValueError("it must be the title alone, without an introduction")
         return text
+
+
+def _without_reasoning(answer: str) -> str:
+    """The answer after a reasoning model's thinking (unfinished thinking stays, to be refused)."""
+    ends = list(_REASONING_END.finditer(answer))
+    return answer[ends[-1].end() :] if ends else answer
 
 
 def validate_model_title(output: str) -> str:

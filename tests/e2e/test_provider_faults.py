@@ -1,7 +1,8 @@
 """Upstream faults through the real stack: retries, breaker, failover, clean errors.
 
 The faulty model is served by a scripted local upstream speaking OpenAI's wire
-format; its fallback is the real local model.
+format; its fallback is the real local model. Entries marked `reasoning` show that
+path on the real local model and against OpenAI's refusals for reasoning models.
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ base_url = "${{TOKENBUS_LOCAL_MODEL_URL}}/v1"
 upstream_model = "smollm2-135m"
 context_window = 4096
 max_output_tokens = 2048
+
+[models.thinker]
+provider = "openai-compatible"
+base_url = "${{TOKENBUS_LOCAL_MODEL_URL}}/v1"
+upstream_model = "smollm2-135m"
+reasoning = true
+
+[models.o-like]
+provider = "openai-compatible"
+base_url = "{upstream.base_url}"
+upstream_model = "o-like"
+reasoning = true
 """
     )
     env = {
@@ -217,3 +230,35 @@ async def test_an_open_breaker_fails_over_to_the_fallback_without_trying_the_ups
     assert body["choices"][0]["message"]["content"]
     turn_id = body["id"].removeprefix("chatcmpl-")
     assert (await final_event(fault_stack, turn_id)).model == "smollm2-135m"
+
+
+async def test_a_reasoning_model_gets_its_output_limit_as_max_completion_tokens(
+    http: httpx.AsyncClient,
+) -> None:
+    # llama.cpp takes max_completion_tokens as reasoning models do: the limit holds.
+    body = {
+        "model": "thinker",
+        "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}],
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        chunks = [
+            json.loads(line[6:])
+            async for line in response.aiter_lines()
+            if line.startswith("data: {")
+        ]
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")]
+    assert finish[-1] == "length"
+    assert chunks[-1]["usage"]["completion_tokens"] == 5
+
+
+async def test_a_reasoning_model_is_not_sent_the_parameters_it_refuses(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.play({"kind": "reasoning"})
+    response = await http.post("/v1/chat/completions", json=ask(model="o-like") | {"max_tokens": 3})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "tok0 tok1 tok2 "

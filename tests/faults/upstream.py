@@ -7,6 +7,8 @@ POST /_script with a list of steps; each chat request takes the next step
   {"kind": "reset_after", "tokens": 3}             stream 3 tokens, then drop the connection
   {"kind": "malformed"}                            a chunk that is not JSON
   {"kind": "hang"}                                 accept, then send nothing
+  {"kind": "reasoning"}                            as OpenAI's reasoning models: 400 for
+                                                   max_tokens, stop or temperature; else ok
 GET /_log answers how many chat requests arrived.
 """
 
@@ -93,6 +95,17 @@ class FaultyUpstream:
         model = body.get("model", "fault")
         step = self.script.pop(0) if self.script else {"kind": "ok"}
         kind = step["kind"]
+        if kind == "reasoning":
+            refused = next((p for p in ("max_tokens", "stop", "temperature") if p in body), None)
+            if refused is not None:
+                error = {
+                    "message": f"Unsupported parameter: '{refused}' is not supported.",
+                    "type": "invalid_request_error",
+                    "param": refused,
+                    "code": "unsupported_parameter",
+                }
+                return JSONResponse({"error": error}, status_code=400)
+            step = {"kind": "ok", "tokens": min(5, int(body.get("max_completion_tokens", 5)))}
         if kind == "status":
             headers = {}
             if "retry_after" in step:

@@ -79,11 +79,12 @@ def model_url() -> Iterator[str]:
             process.wait()
 
 
-def utility(base_url: str) -> ModelEntry:
+def utility(base_url: str, max_output_tokens: int = 64, reasoning: bool = False) -> ModelEntry:
     catalog = parse_catalog(
         f'[models."smollm2-135m-utility"]\nprovider = "openai-compatible"\n'
-        f'base_url = "{base_url}"\nupstream_model = "{MODEL_ALIAS}"\nmax_output_tokens = 64\n'
-        'role = "utility"\n'
+        f'base_url = "{base_url}"\nupstream_model = "{MODEL_ALIAS}"\n'
+        f'max_output_tokens = {max_output_tokens}\nrole = "utility"\n'
+        f"reasoning = {str(reasoning).lower()}\n"
     )
     entry = catalog.utility_model()
     assert entry is not None
@@ -288,6 +289,27 @@ async def test_a_claim_left_by_a_crashed_replica_is_taken_over_and_named_once(
     usage = await usage_events(bus, request)
     assert usage
     assert {u.attempt for u in usage} == {2}
+
+
+async def test_a_reasoning_utility_model_is_asked_in_the_parameters_reasoning_models_take(
+    bus: Bus, titlers: Titlers, model_url: str
+) -> None:
+    # llama.cpp takes max_completion_tokens as OpenAI's reasoning models do; the call
+    # must be accepted, bounded by the entry's limit, and metered like any other.
+    request = title_request("Plan a three-day trip to Lisbon.")
+    predicted_before = await predicted_tokens(model_url)
+    titlers.start(utility(f"{model_url}/v1", max_output_tokens=40, reasoning=True))
+    await publish_request(bus, request.model_dump_json().encode())
+
+    event = await title_published(bus, request)
+    await all_requests_handled(bus)
+    usage = await usage_events(bus, request)
+    assert 1 <= len(usage) <= 2, "the model call was refused"
+    assert all(0 < u.output_tokens <= 40 for u in usage)
+    assert sum(u.output_tokens for u in usage) == await predicted_tokens(model_url) - (
+        predicted_before
+    )
+    assert Title(text=event.title).text == event.title
 
 
 async def test_an_unreachable_provider_gives_a_fallback_title_and_no_usage(

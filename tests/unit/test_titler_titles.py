@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import TITLE_MAX_CHARS, ConversationTitled
+from services.titler.adapters.openai_model import title_call_limits
 from services.titler.titles import (
     DEFAULT_TITLE,
     Title,
@@ -28,6 +29,10 @@ from services.titler.titles import (
         ("Python's GIL explained", "Python's GIL explained"),
         ("Caf\u00e9 recipes \U0001f370", "Caf\u00e9 recipes \U0001f370"),
         ("x" * TITLE_MAX_CHARS, "x" * TITLE_MAX_CHARS),
+        # Reasoning models think aloud first; the title is what follows.
+        ("<think>\nThe user asks about basil.\nShort.\n</think>\n\nBasil care", "Basil care"),
+        ("<THINKING>hm</THINKING> Sea life", "Sea life"),
+        ("The template opened the block.\n</think>\nSea life", "Sea life"),
     ],
 )
 def test_accepts_a_plain_one_line_title_after_trivial_normalisation(
@@ -56,6 +61,8 @@ def test_accepts_a_plain_one_line_title_after_trivial_normalisation(
         ("!!!", "words"),
         ("Sure! Here is a title for you", "introduction"),
         ("Here's a title: Sea life", "introduction"),
+        ("<think>\nThe user asks about basil, so", "finish thinking"),
+        ("<think>", "finish thinking"),
     ],
 )
 def test_refuses_an_answer_that_is_not_a_title_with_a_reason(answer: str, reason: str) -> None:
@@ -129,3 +136,12 @@ def test_the_fallback_keeps_at_most_eight_words_within_the_limit() -> None:
 def test_the_fallback_for_a_message_without_words_is_the_default_title() -> None:
     assert fallback_title("\U0001f389 \U0001f389") == DEFAULT_TITLE
     assert fallback_title("") == DEFAULT_TITLE
+
+
+def test_a_reasoning_model_is_asked_with_room_to_think_and_no_newline_stop() -> None:
+    assert title_call_limits(1024, 0.2, reasoning=True) == {"max_completion_tokens": 1024}
+    assert title_call_limits(24, 0.2, reasoning=False) == {
+        "max_tokens": 24,
+        "temperature": 0.2,
+        "stop": ["\n"],
+    }

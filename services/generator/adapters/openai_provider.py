@@ -30,9 +30,13 @@ _FINISH: dict[str, FinishReason] = {
 
 
 class OpenAIProvider:
-    def __init__(self, client: AsyncOpenAI, upstream_model: str) -> None:
+    def __init__(
+        self, client: AsyncOpenAI, upstream_model: str, *, reasoning: bool = False
+    ) -> None:
         self._client = client
         self._upstream_model = upstream_model
+        # Reasoning models refuse max_tokens; the newer name bounds thinking and answer alike.
+        self._output_limit = "max_completion_tokens" if reasoning else "max_tokens"
 
     def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
         return self._stream(request)
@@ -42,7 +46,7 @@ class OpenAIProvider:
         kwargs: dict[str, Any] = {}
         p = request.params
         if p.max_tokens is not None:
-            kwargs["max_tokens"] = p.max_tokens
+            kwargs[self._output_limit] = p.max_tokens
         if p.temperature is not None:
             kwargs["temperature"] = p.temperature
         if p.top_p is not None:

@@ -31,7 +31,7 @@ def _provider(
     openai_client = AsyncOpenAI(
         base_url=base_url, api_key=key, http_client=http, max_retries=0, timeout=timeout_s
     )
-    return OpenAIProvider(openai_client, entry.upstream_model)
+    return OpenAIProvider(openai_client, entry.upstream_model, reasoning=entry.reasoning)
 
 
 def build_providers(

@@ -24,10 +24,13 @@ def build_title_model(
     max_tokens: int,
     temperature: float,
     timeout_s: float,
+    reasoning_max_tokens: int,
 ) -> TitleModel:
     base_url = entry.resolved_base_url(env)
     key = env.get(entry.api_key_env, "") if entry.api_key_env else "not-needed"
-    max_tokens = min(max_tokens, entry.max_output_tokens)
+    # A reasoning model spends most of its budget thinking before the few words of a title.
+    wanted = reasoning_max_tokens if entry.reasoning else max_tokens
+    max_tokens = min(wanted, entry.max_output_tokens)
     # No SDK retries: a failed call goes straight to the fallback title, so a
     # provider outage delays a title by one timeout at most, never several.
     if entry.provider == "anthropic":
@@ -49,4 +52,5 @@ def build_title_model(
         max_tokens=max_tokens,
         temperature=temperature,
         timeout_s=timeout_s,
+        reasoning=entry.reasoning,
     )

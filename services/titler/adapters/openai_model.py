@@ -10,7 +10,7 @@ from openai import AsyncOpenAI
 from services.titler.adapters.sdk_errors import SDK_ERRORS, failure_reason
 from services.titler.ports import Completion, ModelCallFailed, Prompt
 
-__all__ = ["OpenAITitleModel"]
+__all__ = ["OpenAITitleModel", "title_call_limits"]
 
 
 class OpenAITitleModel:
@@ -23,6 +23,7 @@ class OpenAITitleModel:
         max_tokens: int,
         temperature: float,
         timeout_s: float,
+        reasoning: bool = False,
     ) -> None:
         self._client = client
         self._name = name
@@ -30,6 +31,7 @@ class OpenAITitleModel:
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._timeout_s = timeout_s
+        self._reasoning = reasoning
 
     @property
     def name(self) -> str:
@@ -39,6 +41,9 @@ class OpenAITitleModel:
     def provider_model(self) -> str:
         return self._upstream_model
 
+    def _limits(self) -> dict[str, Any]:
+        return title_call_limits(self._max_tokens, self._temperature, self._reasoning)
+
     async def complete(self, prompt: Prompt) -> Completion:
         messages: list[Any] = [{"role": "system", "content": prompt.system}]
         messages += [{"role": m.role, "content": m.content} for m in prompt.messages]
@@ -46,12 +51,7 @@ class OpenAITitleModel:
             # The SDK's timeout bounds each read; this bounds the whole call.
             async with asyncio.timeout(self._timeout_s):
                 response = await self._client.chat.completions.create(
-                    model=self._upstream_model,
-                    messages=messages,
-                    max_tokens=self._max_tokens,
-                    temperature=self._temperature,
-                    # A title is one line: whatever follows the first newline is noise.
-                    stop=["\n"],
+                    model=self._upstream_model, messages=messages, **self._limits()
                 )
         except TimeoutError:
             raise ModelCallFailed("timeout") from None
@@ -68,6 +68,16 @@ class OpenAITitleModel:
             output_tokens=usage.completion_tokens,
             cached_input_tokens=(details.cached_tokens or 0) if details else 0,
         )
+
+
+def title_call_limits(max_tokens: int, temperature: float, reasoning: bool) -> dict[str, Any]:
+    """How long and how free a title call may be, in the parameters the model takes."""
+    if reasoning:
+        # Reasoning models refuse max_tokens and sampling knobs, and think over many
+        # lines first: a newline stop would cut the answer off before it starts.
+        return {"max_completion_tokens": max_tokens}
+    # A title is one line: whatever follows the first newline is noise.
+    return {"max_tokens": max_tokens, "temperature": temperature, "stop": ["\n"]}
 
 
 def _estimated(messages: list[Any], text: str) -> Completion:
