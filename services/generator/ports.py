@@ -14,6 +14,10 @@ __all__ = ["EventSink", "ModelProvider", "StreamEnd", "TextChunk", "TurnEventOut
 @dataclass(frozen=True, slots=True)
 class TextChunk:
     text: str
+    # The prompt's size, when the provider tells it before the end (Anthropic does, at
+    # the start): a stream cut short is then billed its exact input, not a guess.
+    input_tokens: int | None = None
+    cached_input_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

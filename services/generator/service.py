@@ -75,6 +75,7 @@ async def generate_turn(
         return
 
     chunks = 0
+    prompt: TextChunk | None = None  # the chunk that told the prompt's size, if one did
     end: StreamEnd | None = None
     failure: ProviderError | None = None
     cancelled = False
@@ -83,6 +84,8 @@ async def generate_turn(
             async for item in provider.stream(request):
                 if isinstance(item, TextChunk):
                     chunks += 1
+                    if prompt is None and item.input_tokens is not None:
+                        prompt = item
                     await sink.emit(request, TurnDelta(**envelope(), text=item.text))
                 else:
                     end = item
@@ -108,7 +111,7 @@ async def generate_turn(
             task.uncancel()
         cancelled = True
 
-    await meter(_usage(request, end, chunks))
+    await meter(_usage(request, end, chunks, prompt))
     if failure is not None:
         await sink.emit_final(
             request,
@@ -135,12 +138,15 @@ def _seconds_left(request: ChatRequest, now: datetime) -> float | None:
     return (request.deadline_at - now).total_seconds()
 
 
-def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str, object]:
+def _usage(
+    request: ChatRequest, end: StreamEnd | None, chunks: int, prompt: TextChunk | None = None
+) -> dict[str, object]:
     """Exact counts when the provider gave them; else an estimate, marked as such.
 
     A stream cut short (cancelled, broken) never gets the provider's counts, yet
     the provider read the whole prompt and made every chunk we relayed: both are
-    billed, so both are estimated rather than metered as nothing.
+    billed, so both are metered: the prompt as the provider counted it when it said
+    so early, else estimated; the output as the chunks relayed.
     """
     if end is not None and end.input_tokens is not None and end.output_tokens is not None:
         return {
@@ -153,10 +159,12 @@ def _usage(request: ChatRequest, end: StreamEnd | None, chunks: int) -> dict[str
         }
     if chunks == 0:
         return _nothing_used(request)
+    told = prompt.input_tokens if prompt is not None else None
     return {
         "model": request.model,
         "provider_model": end.provider_model if end else request.model,
-        "input_tokens": estimated_prompt_tokens(request),
+        "input_tokens": told if told is not None else estimated_prompt_tokens(request),
+        "cached_input_tokens": prompt.cached_input_tokens if prompt is not None else 0,
         "output_tokens": chunks,
         "estimated": True,
     }

@@ -13,6 +13,7 @@ import re
 import httpx
 import nats
 import pytest
+from anthropic import AsyncAnthropic
 from nats.js.api import DeliverPolicy
 
 from contracts import TurnCompleted, TurnUsage, parse_turn_event
@@ -23,15 +24,10 @@ from tests.support import Stack
 pytestmark = pytest.mark.e2e
 
 MAX_TOKENS = 300
+LONG_PROMPT = "Write a very long story about a dragon who learns to cook. Use at least 500 words."
 LONG_ANSWER = {
     "model": "smollm2-135m",
-    "messages": [
-        {
-            "role": "user",
-            "content": "Write a very long story about a dragon who learns to cook. "
-            "Use at least 500 words.",
-        }
-    ],
+    "messages": [{"role": "user", "content": LONG_PROMPT}],
     "max_tokens": MAX_TOKENS,
     "temperature": 0,
 }
@@ -47,15 +43,12 @@ async def predicted_tokens(stack: Stack) -> int:
 
 
 async def settled_predicted_tokens(stack: Stack) -> int:
-    """The counter once the model server has released the slot."""
-    last = await predicted_tokens(stack)
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        now = await predicted_tokens(stack)
-        if now == last:
-            return now
-        last = now
-    return last
+    """The counter once every llama.cpp slot is idle: it counts a request at its release."""
+    slots_url = stack.upstream_url.removesuffix("/v1") + "/slots"
+    async with httpx.AsyncClient() as http, asyncio.timeout(30):
+        while any(slot.get("is_processing") for slot in (await http.get(slots_url)).json()):
+            await asyncio.sleep(0.05)
+    return await predicted_tokens(stack)
 
 
 async def turn_events(stack: Stack, turn_id: str) -> list[TurnEventBase]:
@@ -102,19 +95,74 @@ async def test_a_streaming_client_that_disconnects_stops_the_model_and_is_metere
     assert isinstance(last, TurnCompleted)
     assert last.finish_reason == "cancelled"
     usage = next(e for e in events if isinstance(e, TurnUsage))
-    # Metered for what was actually generated, never zero.
+    # Metered for what was actually generated, never zero; the prompt it read is
+    # billed too (estimated: OpenAI's stream says its size only at the end).
     assert usage.output_tokens >= received
+    assert usage.input_tokens > 0
+    assert usage.estimated
     # The model stopped shortly after the client left, far from the 300 it would make.
     assert generated < 60, f"the model generated {generated} tokens after a cut at {received}"
 
 
+async def cut_after(stack: Stack, body: dict[str, object], chunks: int) -> str:
+    """Stream a completion, leave after `chunks` chunks of text; the turn's id."""
+    received, turn_id = 0, ""
+    async with (
+        httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth, timeout=30) as http,
+        http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r,
+    ):
+        async for line in r.aiter_lines():
+            if found := re.search(r'"id":"chatcmpl-([^"]+)"', line):
+                turn_id = found.group(1)
+            if '"content":"' in line and '"role"' not in line:
+                received += 1
+            if received == chunks:
+                break
+    return turn_id
+
+
+async def test_a_cut_anthropic_stream_bills_the_exact_prompt_the_provider_counted(
+    stack: Stack,
+) -> None:
+    body = {**LONG_ANSWER, "model": "smollm2-135m-anthropic"}
+    turn_id = await cut_after(stack, body, 5)
+    usage = next(e for e in await turn_events(stack, turn_id) if isinstance(e, TurnUsage))
+
+    # The same prompt, counted by the same server through the same SDK.
+    client = AsyncAnthropic(base_url=stack.upstream_url.removesuffix("/v1"), api_key="none")
+    try:
+        counted = await client.messages.create(
+            model="smollm2-135m",
+            max_tokens=1,
+            messages=[{"role": "user", "content": LONG_PROMPT}],
+        )
+    finally:
+        await client.close()
+    # Anthropic counts cache reads and writes apart; the prompt's size is the sum.
+    told = counted.usage
+    prompt_size = (
+        told.input_tokens
+        + (told.cache_read_input_tokens or 0)
+        + (told.cache_creation_input_tokens or 0)
+    )
+    assert usage.input_tokens == prompt_size
+    assert usage.output_tokens >= 5
+    assert usage.estimated  # the output was counted from the chunks
+
+
 async def decoding_started(stack: Stack) -> None:
-    """Wait until a llama.cpp slot has decoded some tokens (/slots endpoint)."""
+    """Wait until a busy llama.cpp slot has decoded some tokens (/slots endpoint).
+
+    An idle slot still shows what its last request decoded: only busy ones count.
+    """
     slots_url = stack.upstream_url.removesuffix("/v1") + "/slots"
     async with httpx.AsyncClient() as http, asyncio.timeout(30):
         while True:
             slots = (await http.get(slots_url)).json()
-            if any((s.get("next_token") or [{}])[0].get("n_decoded", 0) >= 5 for s in slots):
+            if any(
+                s.get("is_processing") and (s.get("next_token") or [{}])[0].get("n_decoded", 0) >= 5
+                for s in slots
+            ):
                 return
             await asyncio.sleep(0.02)
 

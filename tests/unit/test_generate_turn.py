@@ -115,6 +115,19 @@ async def test_a_stream_cut_short_estimates_the_prompt_it_was_billed_for() -> No
     assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (104, 1, True)
 
 
+async def test_a_stream_cut_short_bills_the_prompt_as_the_provider_told_it() -> None:
+    sink = RecordingSink()
+    provider = ScriptedProvider(
+        TextChunk("a", input_tokens=38, cached_input_tokens=30),
+        TextChunk("b"),
+        ProviderError("upstream_error", "broke"),
+    )
+    await generate_turn(a_request(), 1, provider, sink)
+    usage = next(e for _, e in sink.events if isinstance(e, TurnUsage))
+    assert (usage.input_tokens, usage.cached_input_tokens) == (38, 30)
+    assert (usage.output_tokens, usage.estimated) == (2, True)
+
+
 async def test_an_expired_request_is_answered_with_timeout_without_calling_the_model() -> None:
     sink = RecordingSink()
     provider = ScriptedProvider(TextChunk("never"))

@@ -73,6 +73,7 @@ class AnthropicProvider:
         input_tokens: int | None = None
         cached = 0
         output_tokens: int | None = None
+        told = False  # the prompt's size rides on the first chunk
         finish: FinishReason | None = None
         model = self._upstream_model
         try:
@@ -94,7 +95,11 @@ class AnthropicProvider:
                             usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
                         )
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        yield TextChunk(event.delta.text)
+                        if told:
+                            yield TextChunk(event.delta.text)
+                        else:
+                            told = True
+                            yield TextChunk(event.delta.text, input_tokens, cached)
                     elif event.type == "message_delta":
                         output_tokens = event.usage.output_tokens
                         if event.delta.stop_reason is not None:
