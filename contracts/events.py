@@ -61,8 +61,8 @@ class TurnUsage(TurnEventBase):
     estimated: bool = Field(
         default=False,
         description=(
-            "True when the provider sent no usage (a cut stream): chunks were counted "
-            "and the prompt estimated"
+            "True when the provider sent no final usage (a cut stream): chunks were counted, "
+            "the prompt taken from the provider's early count or else estimated"
         ),
     )
     from_cache: bool = Field(
