@@ -2,6 +2,12 @@
 
 The same code path serves OpenAI itself, vLLM, llama.cpp's server and Ollama:
 only `base_url` and the key differ.
+
+The stream is read through the SDK's documented custom-request call
+(`client.post(..., stream=True)`) with `cast_to=object`: the SDK still sends the
+request, decodes the SSE, raises its errors (status, `error` events, timeouts) and
+closes the response, but hands us each chunk as parsed JSON instead of building
+a ChatCompletionChunk model per token, which was the generator's largest cost.
 """
 
 from __future__ import annotations
@@ -11,14 +17,14 @@ from typing import Any
 
 import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 
 from contracts import ChatRequest, FinishReason
 from services.generator.adapters.sdk_errors import translate_sdk_error
 from services.generator.errors import ProviderError
 from services.generator.ports import StreamEnd, TextChunk
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["ChunkParts", "OpenAIProvider"]
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -43,7 +49,12 @@ class OpenAIProvider:
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
         upstream_model = self._upstream_model
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {
+            "model": upstream_model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         p = request.params
         if p.max_tokens is not None:
             kwargs[self._output_limit] = p.max_tokens
@@ -55,14 +66,13 @@ class OpenAIProvider:
             kwargs["stop"] = list(p.stop)
         if p.seed is not None:
             kwargs["seed"] = p.seed
-        messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
-            response = await self._client.chat.completions.create(
-                model=upstream_model,
-                messages=messages,
+            response = await self._client.post(
+                "/chat/completions",
+                cast_to=object,
+                body=kwargs,
                 stream=True,
-                stream_options={"include_usage": True},
-                **kwargs,
+                stream_cls=AsyncStream[object],
             )
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_sdk_error(exc) from None
@@ -73,18 +83,15 @@ class OpenAIProvider:
         output_tokens: int | None = None
         cached = 0
         try:
-            async for chunk in response:
+            async for data in response:
+                chunk = ChunkParts.read(data)
                 reported_model = chunk.model or reported_model
                 if chunk.usage is not None:
-                    input_tokens = chunk.usage.prompt_tokens
-                    output_tokens = chunk.usage.completion_tokens
-                    details = chunk.usage.prompt_tokens_details
-                    cached = (details.cached_tokens or 0) if details else 0
-                for choice in chunk.choices[:1]:
-                    if choice.delta.content:
-                        yield TextChunk(choice.delta.content)
-                    if choice.finish_reason is not None:
-                        finish = _FINISH.get(choice.finish_reason, "stop")
+                    input_tokens, output_tokens, cached = chunk.usage
+                if chunk.text:
+                    yield TextChunk(chunk.text)
+                if chunk.finish_reason is not None:
+                    finish = _FINISH.get(chunk.finish_reason, "stop")
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise translate_sdk_error(exc, mid_stream=True) from None
         finally:
@@ -95,3 +102,78 @@ class OpenAIProvider:
                 "upstream_error", "The model's stream ended before it finished.", retryable=True
             )
         yield StreamEnd(finish, reported_model, input_tokens, output_tokens, cached)
+
+
+class _Unreadable(Exception):
+    """A chunk that parsed as JSON but is not shaped like a chat.completion.chunk."""
+
+
+class ChunkParts:
+    """The parts of one chat.completion.chunk the relay needs, read from its JSON."""
+
+    __slots__ = ("finish_reason", "model", "text", "usage")
+
+    def __init__(
+        self,
+        model: str | None,
+        text: str | None,
+        finish_reason: str | None,
+        usage: tuple[int, int, int] | None,
+    ) -> None:
+        self.model = model
+        self.text = text
+        self.finish_reason = finish_reason
+        self.usage = usage
+
+    @classmethod
+    def read(cls, data: object) -> ChunkParts:
+        try:
+            chunk = _mapping(data)
+            choices = chunk.get("choices") or []
+            if not isinstance(choices, list):
+                raise _Unreadable
+            choice = _mapping(choices[0]) if choices else {}
+            delta = _mapping(choice.get("delta") or {})
+            return cls(
+                _text(chunk.get("model")),
+                _text(delta.get("content")),
+                _text(choice.get("finish_reason")),
+                _usage(chunk.get("usage")),
+            )
+        except _Unreadable:
+            raise ProviderError(
+                "upstream_error",
+                "The model sent a chunk that is not a chat completion chunk.",
+                retryable=True,
+            ) from None
+
+
+def _mapping(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise _Unreadable
+    return value
+
+
+def _text(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _Unreadable
+    return value
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int):
+        raise _Unreadable
+    return value
+
+
+def _usage(value: object) -> tuple[int, int, int] | None:
+    """(prompt, completion, cached prompt) tokens, when the chunk carries usage."""
+    if value is None:
+        return None
+    usage = _mapping(value)
+    details = _mapping(usage.get("prompt_tokens_details") or {})
+    return (
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(details.get("cached_tokens") or 0),
+    )
