@@ -26,5 +26,7 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(Path(tmp_path_factory.mktemp("stack"))) as running:
+    # The jobs tests' webhook receivers listen on loopback, which is refused unless allowed.
+    allow_loopback = {"TOKENBUS_GATEWAY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"}
+    with running_stack(Path(tmp_path_factory.mktemp("stack")), env=allow_loopback) as running:
         yield running

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import Token, new_id
+from services.gateway.jobs.webhook_policy import Network, parse_networks
 
 __all__ = ["GatewaySettings"]
 
@@ -60,3 +61,21 @@ class GatewaySettings(BaseSettings):
     )
     max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"
+    webhook_allowed_networks: str = Field(
+        default="",
+        description=(
+            "Comma-separated networks (CIDR) job webhooks may reach besides public addresses, "
+            "e.g. 10.20.0.0/16 for an internal receiver; private, loopback and link-local "
+            "addresses are refused otherwise"
+        ),
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a typo stops the gateway at start, not at the first webhook
+        return value
+
+    @property
+    def webhook_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.webhook_allowed_networks)

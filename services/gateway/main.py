@@ -30,6 +30,7 @@ from services.gateway.errors import install_error_handlers
 from services.gateway.http_metrics import HttpMetricsMiddleware
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs import BackgroundJobs
+from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.gateway.rate_headers import RateHeadersMiddleware
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.relay import TurnRelay
@@ -92,7 +93,8 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
         lag = asyncio.create_task(watch_consumer_lag(bus.js, [(TURNS_STREAM, RECORDER_DURABLE)]))
         queue = QueueMonitor(bus, settings.max_queue_age_s)
         queue.start()
-        background_jobs = await BackgroundJobs.start(bus)
+        webhooks = WebhookPolicy(settings.webhook_networks)
+        background_jobs = await BackgroundJobs.start(bus, webhooks)
         keys = KeyStore(await bus.js.key_value(KEYS_BUCKET))
         app.state.gateway = GatewayState(
             settings=settings,
@@ -104,6 +106,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
             idempotency=IdempotencyKeys(await bus.js.key_value(IDEMPOTENCY_BUCKET)),
             queue=queue,
             jobs=background_jobs.store,
+            webhooks=webhooks,
             keys=keys,
             admission=Admission(keys, RateLimiter(bus.nc, bus.js), Budgets(bus.js)),
         )

@@ -14,6 +14,7 @@ from services.gateway.conversations.store import ConversationStore
 from services.gateway.drain import Drain
 from services.gateway.idempotency import IdempotencyKeys
 from services.gateway.jobs.store import JobStore
+from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
@@ -32,6 +33,7 @@ class GatewayState:
     idempotency: IdempotencyKeys
     queue: QueueMonitor
     jobs: JobStore
+    webhooks: WebhookPolicy
     keys: KeyStore
     admission: Admission
     drain: Drain

@@ -117,6 +117,28 @@ BAD_BODIES = [
         "invalid_value",
         id="webhook-too-long",
     ),
+    pytest.param(
+        b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "x"}],'
+        b' "webhook_url": "http://169.254.169.254/latest/meta-data/"}',
+        400,
+        "invalid_value",
+        id="webhook-to-cloud-metadata",
+    ),
+    pytest.param(
+        # Loopback beyond the one address this stack allows: the bus's monitor port.
+        b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "x"}],'
+        b' "webhook_url": "http://127.0.0.2:8222/jsz"}',
+        400,
+        "invalid_value",
+        id="webhook-to-loopback",
+    ),
+    pytest.param(
+        b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "x"}],'
+        b' "webhook_url": "http://[::ffff:10.0.0.1]/"}',
+        400,
+        "invalid_value",
+        id="webhook-to-private-network",
+    ),
 ]
 
 
@@ -133,6 +155,8 @@ async def test_bad_input_gets_a_clean_openai_error_and_queues_no_job(
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == code
+    if b"webhook_url" in body:
+        assert error["param"] == "webhook_url"
     assert "Traceback" not in response.text
     assert await _bus_writes(stack) == before
 

@@ -12,6 +12,7 @@ import pytest
 from contracts import TurnCompleted, TurnDelta, utc_now
 from services.gateway.jobs.models import JobRecord
 from services.gateway.jobs.webhook import retry_delay, webhook_handler
+from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.gateway.turns import TurnEvent
 from services.runtime.worker import Delivery, Retry
 
@@ -19,6 +20,18 @@ MAX_DELIVER = 6
 TURN: dict[str, Any] = {"correlation_id": "c", "conversation_id": "j", "turn_id": "j"}
 FINAL = TurnCompleted(**TURN, seq=2, model="m", finish_reason="stop")
 EVENTS: list[TurnEvent] = [TurnDelta(**TURN, seq=1, text="hello"), FINAL]
+
+
+def resolving_to(*addresses: str) -> WebhookPolicy:
+    """A policy whose DNS answers with `addresses` (the resolver is its seam)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+
+    return WebhookPolicy(resolve=resolve)
+
+
+PUBLIC = resolving_to("93.184.215.14")
 
 
 def job(webhook_url: str | None = "https://example.com/hook?secret=s") -> JobRecord:
@@ -77,7 +90,7 @@ def delivery(attempt: int) -> Delivery:
 
 async def test_posts_the_job_status_body_and_marks_it_delivered() -> None:
     store, sender = FakeStore(job()), FakeSender(None)
-    await webhook_handler(store, read_events, sender, MAX_DELIVER)(FINAL, delivery(1))
+    await webhook_handler(store, read_events, sender, MAX_DELIVER, PUBLIC)(FINAL, delivery(1))
 
     [(url, job_id, body)] = sender.sent
     assert (url, job_id) == ("https://example.com/hook?secret=s", "j")
@@ -89,7 +102,7 @@ async def test_posts_the_job_status_body_and_marks_it_delivered() -> None:
 
 async def test_a_refused_delivery_is_retried_with_exponential_delays() -> None:
     store, sender = FakeStore(job()), FakeSender("status 500", "ConnectError", None)
-    handle = webhook_handler(store, read_events, sender, MAX_DELIVER)
+    handle = webhook_handler(store, read_events, sender, MAX_DELIVER, PUBLIC)
     delays = []
     for attempt in (1, 2):
         with pytest.raises(Retry) as caught:
@@ -105,7 +118,7 @@ async def test_a_refused_delivery_is_retried_with_exponential_delays() -> None:
 async def test_the_last_refused_delivery_marks_the_webhook_failed() -> None:
     store = FakeStore(job())
     sender = FakeSender(*["status 503"] * MAX_DELIVER)
-    handle = webhook_handler(store, read_events, sender, MAX_DELIVER)
+    handle = webhook_handler(store, read_events, sender, MAX_DELIVER, PUBLIC)
     for attempt in range(1, MAX_DELIVER + 1):
         with pytest.raises(Retry):
             await handle(FINAL, delivery(attempt))
@@ -117,7 +130,7 @@ async def test_the_last_refused_delivery_marks_the_webhook_failed() -> None:
 
 async def test_a_redelivered_final_event_of_a_delivered_job_posts_nothing() -> None:
     store, sender = FakeStore(job()), FakeSender(None)
-    handle = webhook_handler(store, read_events, sender, MAX_DELIVER)
+    handle = webhook_handler(store, read_events, sender, MAX_DELIVER, PUBLIC)
     await handle(FINAL, delivery(1))
     await handle(FINAL, delivery(2))
     assert len(sender.sent) == 1
@@ -126,10 +139,10 @@ async def test_a_redelivered_final_event_of_a_delivered_job_posts_nothing() -> N
 
 async def test_a_job_without_webhook_or_record_posts_nothing() -> None:
     sender = FakeSender()
-    await webhook_handler(FakeStore(job(None)), read_events, sender, MAX_DELIVER)(
+    await webhook_handler(FakeStore(job(None)), read_events, sender, MAX_DELIVER, PUBLIC)(
         FINAL, delivery(1)
     )
-    await webhook_handler(FakeStore(), read_events, sender, MAX_DELIVER)(FINAL, delivery(1))
+    await webhook_handler(FakeStore(), read_events, sender, MAX_DELIVER, PUBLIC)(FINAL, delivery(1))
     assert sender.sent == []
 
 
@@ -139,7 +152,7 @@ async def test_a_failure_to_read_the_turn_is_retried_like_a_refusal() -> None:
 
     store, sender = FakeStore(job()), FakeSender()
     with pytest.raises(Retry):
-        await webhook_handler(store, broken, sender, MAX_DELIVER)(FINAL, delivery(1))
+        await webhook_handler(store, broken, sender, MAX_DELIVER, PUBLIC)(FINAL, delivery(1))
     assert sender.sent == []
     assert store.jobs["j"].webhook_status == "pending"
 
@@ -147,3 +160,13 @@ async def test_a_failure_to_read_the_turn_is_retried_like_a_refusal() -> None:
 def test_retry_delays_double_and_are_capped() -> None:
     assert [retry_delay(a) for a in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 16.0]
     assert retry_delay(30) == 60.0
+
+
+async def test_a_host_that_now_resolves_inside_is_not_called_and_the_webhook_fails() -> None:
+    # Accepted at submission, then the name was pointed at the metadata service.
+    store, sender = FakeStore(job()), FakeSender()
+    await webhook_handler(store, read_events, sender, MAX_DELIVER, resolving_to("169.254.169.254"))(
+        FINAL, delivery(1)
+    )
+    assert sender.sent == []
+    assert store.jobs["j"].webhook_status == "failed"

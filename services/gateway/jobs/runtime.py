@@ -16,6 +16,7 @@ from services.gateway.jobs.webhook import (
     HttpxWebhookSender,
     webhook_handler,
 )
+from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.runtime.bus import Bus
 from services.runtime.worker import JetStreamWorker
 
@@ -39,7 +40,7 @@ class BackgroundJobs:
         self._running: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, bus: Bus) -> BackgroundJobs:
+    async def start(cls, bus: Bus, policy: WebhookPolicy) -> BackgroundJobs:
         store = KvJobStore(await bus.js.key_value(JOBS_BUCKET))
         client = httpx.AsyncClient(timeout=_WEBHOOK_TIMEOUT_S, follow_redirects=False)
         handler = webhook_handler(
@@ -47,6 +48,7 @@ class BackgroundJobs:
             functools.partial(stored_turn_events, bus),
             HttpxWebhookSender(client),
             WEBHOOK_CONSUMER.max_deliver,
+            policy,
         )
         jobs = cls(
             store,

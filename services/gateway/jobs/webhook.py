@@ -14,6 +14,7 @@ from contracts.subjects import TURNS_STREAM, turn_event_subject
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord, WebhookStatus
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.store import JobStore
+from services.gateway.jobs.webhook_policy import WebhookPolicy, WebhookRefused
 from services.gateway.turns import TurnEvent
 from services.runtime.worker import Delivery, Handler, Retry, WorkerConfig
 
@@ -70,12 +71,23 @@ def retry_delay(attempt: int) -> float:
 
 
 def webhook_handler(
-    store: JobStore, read_events: ReadEvents, sender: WebhookSender, max_deliver: int
+    store: JobStore,
+    read_events: ReadEvents,
+    sender: WebhookSender,
+    max_deliver: int,
+    policy: WebhookPolicy,
 ) -> Handler[TurnCompleted | TurnFailed]:
     async def deliver(final: TurnCompleted | TurnFailed, delivery: Delivery) -> None:
         job = await store.get(final.turn_id)
         if job is None or job.webhook_url is None or job.webhook_status != "pending":
             return  # no webhook, or already delivered or given up (a redelivery)
+        try:
+            await policy.check(job.webhook_url)
+        except WebhookRefused as exc:
+            # Its name now points somewhere it may not go: no retry will change that.
+            log.warning("webhook refused", extra={"job_id": job.id, "reason": exc.reason})
+            await store.update(job.id, _marked("failed"))
+            return
         try:
             refusal = await attempt_delivery(job, job.webhook_url)
         except Exception as exc:

@@ -15,6 +15,7 @@ from services.gateway.errors import ApiError
 from services.gateway.jobs.models import NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
+from services.gateway.jobs.webhook_policy import WebhookRefused
 from services.gateway.state import State
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,9 +30,14 @@ async def create(
     body: NewJob, state: State, caller: Authenticated, x_request_id: RequestId = None
 ) -> JSONResponse:
     request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
+    webhook_url = None if body.webhook_url is None else str(body.webhook_url)
+    if webhook_url is not None:
+        try:
+            await state.webhooks.check(webhook_url)
+        except WebhookRefused as exc:
+            raise ApiError(400, exc.reason, "invalid_value", "webhook_url") from None
     state.queue.check()
     admitted = await state.admission.admit(caller, request, chat_model(state.catalog, body.model))
-    webhook_url = None if body.webhook_url is None else str(body.webhook_url)
     try:
         job = await submit_job(state.bus, state.jobs, admitted.request, webhook_url)
     except ApiError:

@@ -1,0 +1,83 @@
+"""Which webhook URLs the gateway will POST to: public addresses, unless an operator allows more.
+
+A webhook is a request the gateway makes on a tenant's behalf, from inside the
+deployment. Left open, a tenant could aim it at the cloud metadata service, the
+bus's monitor port or any internal API (server-side request forgery). So every
+address the host name resolves to must be globally routable, or inside a network
+the operator listed in TOKENBUS_GATEWAY_WEBHOOK_ALLOWED_NETWORKS. The check runs
+when the job is submitted (a clear 400) and again before each delivery (the name
+may point elsewhere by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
+
+__all__ = ["Network", "WebhookPolicy", "WebhookRefused", "parse_networks"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+class WebhookRefused(Exception):
+    """The URL may not be called; the reason names no address the caller did not give."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """'127.0.0.0/8, 10.1.2.3' -> networks; a ValueError names the entry at fault."""
+    networks: list[Network] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"not a network or address: {entry!r}") from None
+    return tuple(networks)
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+class WebhookPolicy:
+    def __init__(self, allowed: Iterable[Network] = (), resolve: Resolve = _resolve) -> None:
+        self._allowed = tuple(allowed)
+        self._resolve = resolve
+
+    async def check(self, url: str) -> None:
+        """Raise WebhookRefused unless every address `url`'s host has may be called."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WebhookRefused("a webhook URL is http or https with a host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            found = await self._resolve(parts.hostname, port)
+        except (OSError, UnicodeError):
+            raise WebhookRefused("the webhook's host name does not resolve") from None
+        if not found:
+            raise WebhookRefused("the webhook's host name does not resolve")
+        for text in found:
+            address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone
+            if not self._may_call(address):
+                raise WebhookRefused(
+                    "the webhook's host is a private, loopback or reserved address"
+                )
+
+    def _may_call(self, address: Address) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if any(address in network for network in self._allowed):
+            return True
+        return address.is_global and not address.is_multicast

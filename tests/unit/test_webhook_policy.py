@@ -1,0 +1,91 @@
+"""Which webhook URLs the gateway will call: public addresses, and networks an operator allows."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.gateway.jobs.webhook_policy import (
+    WebhookPolicy,
+    WebhookRefused,
+    parse_networks,
+)
+
+
+def policy(answers: dict[str, list[str]], allowed: str = "") -> WebhookPolicy:
+    """A policy whose DNS knows `answers` (its resolver is the seam); IPs resolve to themselves."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host in answers:
+            return answers[host]
+        if host.replace(".", "").isdigit() or ":" in host:
+            return [host]
+        raise OSError("unknown host")
+
+    return WebhookPolicy(parse_networks(allowed), resolve)
+
+
+DNS = {
+    "hooks.example.com": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+    "localhost": ["127.0.0.1", "::1"],
+    "sneaky.example.com": ["93.184.215.14", "10.0.0.5"],  # one bad answer is enough
+    "internal.corp": ["10.20.3.4"],
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example.com/done?token=x", "http://hooks.example.com:8080/", "http://8.8.8.8/"],
+)
+async def test_a_public_host_may_be_called(url: str) -> None:
+    await policy(DNS).check(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://127.0.0.1:8222/jsz",  # the bus's monitor port
+        "http://localhost:8000/v1/keys",
+        "http://[::1]/",
+        "http://[::ffff:10.0.0.1]/",  # IPv4 inside IPv6
+        "http://0.0.0.0/",
+        "http://10.1.2.3/",
+        "http://192.168.1.1/",
+        "http://172.16.0.1/",
+        "http://100.64.0.1/",  # carrier-grade NAT
+        "http://[fd00::1]/",  # unique local
+        "http://[fe80::1]/",  # link local
+        "http://224.0.0.1/",  # multicast
+        "http://sneaky.example.com/",
+        "http://internal.corp/",
+    ],
+)
+async def test_private_loopback_and_reserved_hosts_are_refused(url: str) -> None:
+    with pytest.raises(WebhookRefused) as caught:
+        await policy(DNS).check(url)
+    assert "private, loopback or reserved" in caught.value.reason
+
+
+async def test_a_host_that_does_not_resolve_is_refused() -> None:
+    with pytest.raises(WebhookRefused, match="does not resolve"):
+        await policy(DNS).check("http://nowhere.invalid/")
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/", "file:///etc/passwd", "http:///x"])
+async def test_only_http_and_https_with_a_host(url: str) -> None:
+    with pytest.raises(WebhookRefused, match="http or https"):
+        await policy(DNS).check(url)
+
+
+async def test_an_operator_can_allow_an_internal_network() -> None:
+    allowing = policy(DNS, allowed="10.20.0.0/16, 127.0.0.1")
+    await allowing.check("http://internal.corp/hook")
+    await allowing.check("http://127.0.0.1:9000/hook")
+    with pytest.raises(WebhookRefused):
+        await allowing.check("http://10.21.0.1/")  # outside what was allowed
+
+
+def test_a_mistyped_network_is_an_error_that_names_it() -> None:
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
+        parse_networks("127.0.0.0/8, 10.0.0.0/33")
+    assert parse_networks(" ") == ()
