@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,9 +50,15 @@ class JetStreamSettings(BaseSettings):
 
     # 1 on a single server; 3 on a 3-node cluster, so a stream outlives one node.
     replicas: int = Field(default=1, ge=1, le=5)
+    # Every turn's events are kept for the replay window; a cap below the disk makes a
+    # traffic peak shorten that window (oldest events go first) instead of filling the
+    # disk, after which every publish would fail. -1: no cap (a laptop, the tests).
+    turns_max_bytes: int = Field(default=-1, ge=-1)
 
 
-def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> list[StreamConfig]:
+def stream_configs(
+    replay_window_s: float = 24 * HOUR, replicas: int = 1, turns_max_bytes: int = -1
+) -> list[StreamConfig]:
     return [
         StreamConfig(
             name=REQUESTS_STREAM,
@@ -66,6 +78,8 @@ def stream_configs(replay_window_s: float = 24 * HOUR, replicas: int = 1) -> lis
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=replay_window_s,
+            max_bytes=turns_max_bytes,
+            discard=DiscardPolicy.OLD,
             duplicate_window=120.0,
             num_replicas=replicas,
         ),
@@ -171,11 +185,14 @@ async def ensure_streams(
     """Create or update every stream and KV bucket; safe to run from every replica.
 
     `replicas` defaults to TOKENBUS_JETSTREAM_REPLICAS (1). On a cluster an existing
-    stream or bucket is brought to that replica count in place.
+    stream or bucket is brought to that replica count in place. The turns stream's
+    cap comes from TOKENBUS_JETSTREAM_TURNS_MAX_BYTES.
     """
+    settings = JetStreamSettings()
     if replicas is None:
-        replicas = JetStreamSettings().replicas
-    for config in stream_configs(replay_window_s, replicas=replicas):
+        replicas = settings.replicas
+    configs = stream_configs(replay_window_s, replicas, settings.turns_max_bytes)
+    for config in configs:
         assert config.name is not None
         try:
             await js.stream_info(config.name)

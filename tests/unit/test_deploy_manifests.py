@@ -834,6 +834,20 @@ def test_nats_values_make_a_three_node_jetstream_cluster() -> None:
                 assert env.get("TOKENBUS_JETSTREAM_REPLICAS") == str(config["cluster"]["replicas"])
 
 
+def test_every_service_caps_the_turns_stream_alike_and_below_the_nats_volume() -> None:
+    volume = nats_values()["config"]["jetstream"]["fileStore"]["pvc"]["size"]
+    assert volume.endswith("Gi")
+    caps = set()
+    for target in ("base", *OVERLAYS):
+        for _name, _, container in tokenbus_containers(target):
+            if command_of(container) in SERVICES:
+                caps.add(_env(_env_list(container)).get("TOKENBUS_JETSTREAM_TURNS_MAX_BYTES"))
+    # One value: services that disagreed would rewrite the stream's limit at each start.
+    [cap] = caps
+    assert cap is not None
+    assert 0 < int(cap) <= int(volume.removesuffix("Gi")) * 2**30 * 0.7
+
+
 def _password_variable(user: dict[str, Any]) -> str:
     match = re.fullmatch(r"<< \$([A-Z_][A-Z0-9_]*) >>", user["password"])
     assert match, f"{user['user']}: the password must come from the environment"
