@@ -70,23 +70,29 @@ async def turn_events(stack: Stack, turn_id: str) -> list[TurnEventBase]:
         await nc.close()
 
 
-async def test_a_streaming_client_that_disconnects_stops_the_model_and_is_metered(
-    stack: Stack,
-) -> None:
-    before = await settled_predicted_tokens(stack)
-    received = 0
-    turn_id = ""
+async def cut_after(stack: Stack, body: dict[str, object], chunks: int) -> str:
+    """Stream a completion, leave after `chunks` chunks of text; the turn's id."""
+    received, turn_id = 0, ""
     async with (
         httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth, timeout=30) as http,
-        http.stream("POST", "/v1/chat/completions", json={**LONG_ANSWER, "stream": True}) as r,
+        http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r,
     ):
         async for line in r.aiter_lines():
             if found := re.search(r'"id":"chatcmpl-([^"]+)"', line):
                 turn_id = found.group(1)
             if '"content":"' in line and '"role"' not in line:
                 received += 1
-            if received == 5:
+            if received == chunks:
                 break  # leaving the block closes the connection
+    return turn_id
+
+
+async def test_a_streaming_client_that_disconnects_stops_the_model_and_is_metered(
+    stack: Stack,
+) -> None:
+    before = await settled_predicted_tokens(stack)
+    received = 5
+    turn_id = await cut_after(stack, LONG_ANSWER, received)
 
     # The generator ends the turn only after it has closed the upstream response.
     events = await turn_events(stack, turn_id)
@@ -102,23 +108,6 @@ async def test_a_streaming_client_that_disconnects_stops_the_model_and_is_metere
     assert usage.estimated
     # The model stopped shortly after the client left, far from the 300 it would make.
     assert generated < 60, f"the model generated {generated} tokens after a cut at {received}"
-
-
-async def cut_after(stack: Stack, body: dict[str, object], chunks: int) -> str:
-    """Stream a completion, leave after `chunks` chunks of text; the turn's id."""
-    received, turn_id = 0, ""
-    async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth, timeout=30) as http,
-        http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r,
-    ):
-        async for line in r.aiter_lines():
-            if found := re.search(r'"id":"chatcmpl-([^"]+)"', line):
-                turn_id = found.group(1)
-            if '"content":"' in line and '"role"' not in line:
-                received += 1
-            if received == chunks:
-                break
-    return turn_id
 
 
 async def test_a_cut_anthropic_stream_bills_the_exact_prompt_the_provider_counted(
