@@ -208,6 +208,34 @@ async def test_the_cancel_endpoint_stops_a_running_turn(http: httpx.AsyncClient)
     assert again.json()["error"]["code"] == "no_turn_in_progress"
 
 
+async def test_attaching_to_a_turn_past_the_replay_window_answers_410_at_once(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    conversation_id = await new_conversation(http)
+    async with http.stream(
+        "POST",
+        f"/v1/conversations/{conversation_id}/messages",
+        json={"content": "Hi", "max_tokens": 5},
+    ) as response:
+        await read(response)
+    answered = await wait_for_answer(http, conversation_id)
+    # What the stream's age or size limit does to an old turn.
+    nc = await nats.connect(stack.nats_url)
+    try:
+        await nc.jetstream().purge_stream(
+            TURNS_STREAM, subject=conversation_filter(conversation_id)
+        )
+    finally:
+        await nc.close()
+
+    async with asyncio.timeout(10):  # not an hour of heartbeats
+        response = await http.get(f"/v1/conversations/{conversation_id}/stream")
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "turn_expired"
+    kept = (await http.get(f"/v1/conversations/{conversation_id}")).json()
+    assert kept["messages"] == answered["messages"]
+
+
 async def test_delete_removes_the_conversation_and_purges_its_events(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:

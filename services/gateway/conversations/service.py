@@ -15,7 +15,7 @@ from contracts import (
     TurnFailed,
     utc_now,
 )
-from contracts.subjects import TURNS_STREAM, conversation_filter
+from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
@@ -43,6 +43,7 @@ __all__ = [
     "abandon_turn",
     "begin_turn",
     "cancel_active_turn",
+    "check_turn_kept",
     "delete_conversation",
     "load_conversation",
     "resume_events",
@@ -243,6 +244,26 @@ def resolve_resume_point(
     if turn_id_or_none is None:
         raise ApiError(404, "This conversation has no turn yet.", "turn_not_found")
     return turn_id_or_none, (0, 0)
+
+
+async def check_turn_kept(bus: Bus, conversation: Conversation, turn_id: str) -> None:
+    """410 for an ended turn whose events are past the replay window (or were capped away).
+
+    Without this a client attaching to an old conversation would get heartbeats for
+    an hour, waiting for events that will never come. A running turn always passes:
+    its events are on their way.
+    """
+    if turn_id == conversation.active_turn_id:
+        return
+    kept = await bus.js.stream_info(
+        TURNS_STREAM, subjects_filter=turn_filter(conversation.id, turn_id)
+    )
+    if not kept.state.subjects:
+        raise ApiError(
+            410,
+            "This turn is past the replay window; its message is in the conversation.",
+            "turn_expired",
+        )
 
 
 async def resume_events(

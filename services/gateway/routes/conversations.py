@@ -18,6 +18,7 @@ from services.gateway.conversations.service import (
     abandon_turn,
     begin_turn,
     cancel_active_turn,
+    check_turn_kept,
     delete_conversation,
     load_conversation,
     resolve_resume_point,
@@ -251,6 +252,7 @@ async def attach(
     """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
     conversation = await load_conversation(state.conversations, caller, conversation_id)
     turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
+    await check_turn_kept(state.bus, conversation, turn_id)
     return _sse(
         resume_events(
             state.bus,
