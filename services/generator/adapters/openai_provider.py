@@ -20,6 +20,13 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 
 from contracts import ChatRequest, FinishReason
+from services.generator.adapters.json_fields import (
+    Unreadable,
+    count,
+    mapping,
+    text,
+    unreadable_error,
+)
 from services.generator.adapters.sdk_errors import translate_sdk_error
 from services.generator.errors import ProviderError
 from services.generator.ports import StreamEnd, TextChunk
@@ -104,10 +111,6 @@ class OpenAIProvider:
         yield StreamEnd(finish, reported_model, input_tokens, output_tokens, cached)
 
 
-class _Unreadable(Exception):
-    """A chunk that parsed as JSON but is not shaped like a chat.completion.chunk."""
-
-
 class ChunkParts:
     """The parts of one chat.completion.chunk the relay needs, read from its JSON."""
 
@@ -128,52 +131,30 @@ class ChunkParts:
     @classmethod
     def read(cls, data: object) -> ChunkParts:
         try:
-            chunk = _mapping(data)
+            chunk = mapping(data)
             choices = chunk.get("choices") or []
             if not isinstance(choices, list):
-                raise _Unreadable
-            choice = _mapping(choices[0]) if choices else {}
-            delta = _mapping(choice.get("delta") or {})
+                raise Unreadable
+            choice = mapping(choices[0]) if choices else {}
+            delta = mapping(choice.get("delta") or {})
             return cls(
-                _text(chunk.get("model")),
-                _text(delta.get("content")),
-                _text(choice.get("finish_reason")),
+                text(chunk.get("model")),
+                text(delta.get("content")),
+                text(choice.get("finish_reason")),
                 _usage(chunk.get("usage")),
             )
-        except _Unreadable:
-            raise ProviderError(
-                "upstream_error",
-                "The model sent a chunk that is not a chat completion chunk.",
-                retryable=True,
-            ) from None
-
-
-def _mapping(value: object) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise _Unreadable
-    return value
-
-
-def _text(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise _Unreadable
-    return value
-
-
-def _count(value: object) -> int:
-    if not isinstance(value, int):
-        raise _Unreadable
-    return value
+        except Unreadable:
+            raise unreadable_error() from None
 
 
 def _usage(value: object) -> tuple[int, int, int] | None:
     """(prompt, completion, cached prompt) tokens, when the chunk carries usage."""
     if value is None:
         return None
-    usage = _mapping(value)
-    details = _mapping(usage.get("prompt_tokens_details") or {})
+    usage = mapping(value)
+    details = mapping(usage.get("prompt_tokens_details") or {})
     return (
-        _count(usage.get("prompt_tokens")),
-        _count(usage.get("completion_tokens")),
-        _count(details.get("cached_tokens") or 0),
+        count(usage.get("prompt_tokens")),
+        count(usage.get("completion_tokens")),
+        count(details.get("cached_tokens") or 0),
     )
