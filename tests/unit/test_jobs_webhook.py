@@ -74,9 +74,11 @@ class FakeSender:
     def __init__(self, *answers: str | None) -> None:
         self.answers = list(answers)
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.addresses: list[str] = []
 
-    async def send(self, url: str, job_id: str, body: bytes) -> str | None:
+    async def send(self, url: str, address: str, job_id: str, body: bytes) -> str | None:
         self.sent.append((url, job_id, json.loads(body)))
+        self.addresses.append(address)
         return self.answers.pop(0)
 
 
@@ -94,6 +96,7 @@ async def test_posts_the_job_status_body_and_marks_it_delivered() -> None:
 
     [(url, job_id, body)] = sender.sent
     assert (url, job_id) == ("https://example.com/hook?secret=s", "j")
+    assert sender.addresses == ["93.184.215.14"]  # the address that was checked
     assert body["id"] == "j"
     assert body["status"] == "completed"
     assert body["result"]["choices"][0]["message"]["content"] == "hello"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.jobs.webhook_policy import (
+    PinnedRequest,
     WebhookPolicy,
     WebhookRefused,
     parse_networks,
+    pinned,
 )
 
 
@@ -36,8 +38,8 @@ DNS = {
     "url",
     ["https://hooks.example.com/done?token=x", "http://hooks.example.com:8080/", "http://8.8.8.8/"],
 )
-async def test_a_public_host_may_be_called(url: str) -> None:
-    await policy(DNS).check(url)
+async def test_a_public_host_may_be_called_at_the_address_that_was_checked(url: str) -> None:
+    assert await policy(DNS).check(url) in {"93.184.215.14", "8.8.8.8"}
 
 
 @pytest.mark.parametrize(
@@ -89,3 +91,32 @@ def test_a_mistyped_network_is_an_error_that_names_it() -> None:
     with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
         parse_networks("127.0.0.0/8, 10.0.0.0/33")
     assert parse_networks(" ") == ()
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected"),
+    [
+        (
+            "https://hooks.example.com/done?token=x",
+            "93.184.215.14",
+            PinnedRequest(
+                "https://93.184.215.14/done?token=x",
+                {"host": "hooks.example.com"},
+                {"sni_hostname": "hooks.example.com"},
+            ),
+        ),
+        (
+            "http://user:pw@hooks.example.com:8080/a#frag",
+            "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+            PinnedRequest(
+                "http://user:pw@[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8080/a",
+                {"host": "hooks.example.com:8080"},
+            ),
+        ),
+    ],
+)
+def test_a_delivery_connects_to_the_checked_address_and_still_names_the_host(
+    url: str, address: str, expected: PinnedRequest
+) -> None:
+    # A name that answers differently after the check (DNS rebinding) changes nothing.
+    assert pinned(url, address) == expected

@@ -14,7 +14,7 @@ from contracts.subjects import TURNS_STREAM, turn_event_subject
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord, WebhookStatus
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.store import JobStore
-from services.gateway.jobs.webhook_policy import WebhookPolicy, WebhookRefused
+from services.gateway.jobs.webhook_policy import WebhookPolicy, WebhookRefused, pinned
 from services.gateway.turns import TurnEvent
 from services.runtime.worker import Delivery, Handler, Retry, WorkerConfig
 
@@ -45,8 +45,9 @@ ReadEvents = Callable[[str, str], Awaitable[list[TurnEvent]]]
 
 
 class WebhookSender(Protocol):
-    async def send(self, url: str, job_id: str, body: bytes) -> str | None:
-        """None once the receiver took it (2xx); otherwise why not, never the URL."""
+    async def send(self, url: str, address: str, job_id: str, body: bytes) -> str | None:
+        """POST to `url` connecting to `address` (checked); None once the receiver took it
+        (2xx), otherwise why not, never the URL."""
         ...
 
 
@@ -54,14 +55,23 @@ class HttpxWebhookSender:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def send(self, url: str, job_id: str, body: bytes) -> str | None:
-        headers = {"content-type": "application/json", "tokenbus-job-id": job_id}
+    async def send(self, url: str, address: str, job_id: str, body: bytes) -> str | None:
+        target = pinned(url, address)
+        headers = {
+            "content-type": "application/json",
+            "tokenbus-job-id": job_id,
+            **target.headers,
+        }
+        request = self._client.build_request(
+            "POST", target.url, content=body, headers=headers, extensions=target.extensions
+        )
         try:
             # Streamed so a receiver's large answer is never read into memory.
-            async with self._client.stream("POST", url, content=body, headers=headers) as answer:
-                status = answer.status_code
+            answer = await self._client.send(request, stream=True)
+            await answer.aclose()
         except httpx.HTTPError as exc:
             return type(exc).__name__
+        status = answer.status_code
         return None if 200 <= status < 300 else f"status {status}"
 
 
@@ -82,14 +92,14 @@ def webhook_handler(
         if job is None or job.webhook_url is None or job.webhook_status != "pending":
             return  # no webhook, or already delivered or given up (a redelivery)
         try:
-            await policy.check(job.webhook_url)
+            address = await policy.check(job.webhook_url)
         except WebhookRefused as exc:
             # Its name now points somewhere it may not go: no retry will change that.
             log.warning("webhook refused", extra={"job_id": job.id, "reason": exc.reason})
             await store.update(job.id, _marked("failed"))
             return
         try:
-            refusal = await attempt_delivery(job, job.webhook_url)
+            refusal = await attempt_delivery(job, job.webhook_url, address)
         except Exception as exc:
             refusal = f"error {type(exc).__name__}"
         if refusal is None:
@@ -105,12 +115,13 @@ def webhook_handler(
             await store.update(job.id, _marked("failed"))
         raise Retry(f"webhook {refusal}", delay=retry_delay(delivery.attempt))
 
-    async def attempt_delivery(job: JobRecord, url: str) -> str | None:
+    async def attempt_delivery(job: JobRecord, url: str, address: str) -> str | None:
         events = await read_events(job.conversation_id, job.turn_id)
         counted = await store.update(job.id, _count_attempt)
         if counted is None:
             return "job record gone"
-        return await sender.send(url, job.id, orjson.dumps(job_view(counted, events, utc_now())))
+        body = orjson.dumps(job_view(counted, events, utc_now()))
+        return await sender.send(url, address, job.id, body)
 
     return deliver
 

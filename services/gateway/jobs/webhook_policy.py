@@ -5,8 +5,9 @@ deployment. Left open, a tenant could aim it at the cloud metadata service, the
 bus's monitor port or any internal API (server-side request forgery). So every
 address the host name resolves to must be globally routable, or inside a network
 the operator listed in TOKENBUS_GATEWAY_WEBHOOK_ALLOWED_NETWORKS. The check runs
-when the job is submitted (a clear 400) and again before each delivery (the name
-may point elsewhere by then).
+when the job is submitted (a clear 400) and again before each delivery, and the
+delivery connects to the very address that was checked (`pinned`): a name that
+answers differently a moment later (DNS rebinding) changes nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Network", "WebhookPolicy", "WebhookRefused", "parse_networks"]
+__all__ = [
+    "Network",
+    "PinnedRequest",
+    "WebhookPolicy",
+    "WebhookRefused",
+    "parse_networks",
+    "pinned",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -56,8 +65,8 @@ class WebhookPolicy:
         self._allowed = tuple(allowed)
         self._resolve = resolve
 
-    async def check(self, url: str) -> None:
-        """Raise WebhookRefused unless every address `url`'s host has may be called."""
+    async def check(self, url: str) -> str:
+        """The address to connect to; WebhookRefused unless all the host's may be called."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise WebhookRefused("a webhook URL is http or https with a host")
@@ -68,12 +77,13 @@ class WebhookPolicy:
             raise WebhookRefused("the webhook's host name does not resolve") from None
         if not found:
             raise WebhookRefused("the webhook's host name does not resolve")
-        for text in found:
-            address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone
+        addresses = [ipaddress.ip_address(text.split("%", 1)[0]) for text in found]  # no zone
+        for address in addresses:
             if not self._may_call(address):
                 raise WebhookRefused(
                     "the webhook's host is a private, loopback or reserved address"
                 )
+        return str(addresses[0])
 
     def _may_call(self, address: Address) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -81,3 +91,29 @@ class WebhookPolicy:
         if any(address in network for network in self._allowed):
             return True
         return address.is_global and not address.is_multicast
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedRequest:
+    """A request to the checked address that still names the host (Host header, TLS SNI)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+def pinned(url: str, address: str) -> PinnedRequest:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    userinfo, at, named = parts.netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo}@{netloc}"  # basic auth in the URL still goes, as Authorization
+    # For https the certificate is still checked against the name the tenant gave.
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return PinnedRequest(
+        urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")),
+        {"host": named},
+        extensions,
+    )
