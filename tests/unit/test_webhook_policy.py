@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.gateway.jobs.webhook_policy import (
@@ -120,3 +122,15 @@ def test_a_delivery_connects_to_the_checked_address_and_still_names_the_host(
 ) -> None:
     # A name that answers differently after the check (DNS rebinding) changes nothing.
     assert pinned(url, address) == expected
+
+
+async def test_a_host_name_that_takes_too_long_to_resolve_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def hangs(host: str, port: int) -> list[str]:
+        await asyncio.sleep(3600)
+        return []
+
+    monkeypatch.setattr("services.gateway.jobs.webhook_policy._RESOLVE_TIMEOUT_S", 0.05)
+    with pytest.raises(WebhookRefused, match="does not resolve"):
+        await WebhookPolicy(resolve=hangs).check("https://slow.example.com/")

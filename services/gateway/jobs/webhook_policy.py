@@ -32,6 +32,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
+_RESOLVE_TIMEOUT_S = 5.0
+
 
 class WebhookRefused(Exception):
     """The URL may not be called; the reason names no address the caller did not give."""
@@ -72,8 +74,9 @@ class WebhookPolicy:
             raise WebhookRefused("a webhook URL is http or https with a host")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            found = await self._resolve(parts.hostname, port)
-        except (OSError, UnicodeError):
+            async with asyncio.timeout(_RESOLVE_TIMEOUT_S):  # a request waits on this
+                found = await self._resolve(parts.hostname, port)
+        except (OSError, UnicodeError, TimeoutError):
             raise WebhookRefused("the webhook's host name does not resolve") from None
         if not found:
             raise WebhookRefused("the webhook's host name does not resolve")
