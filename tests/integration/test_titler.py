@@ -79,9 +79,14 @@ def model_url() -> Iterator[str]:
             process.wait()
 
 
-def utility(base_url: str, max_output_tokens: int = 64, reasoning: bool = False) -> ModelEntry:
+def utility(
+    base_url: str,
+    max_output_tokens: int = 64,
+    reasoning: bool = False,
+    provider: str = "openai-compatible",
+) -> ModelEntry:
     catalog = parse_catalog(
-        f'[models."smollm2-135m-utility"]\nprovider = "openai-compatible"\n'
+        f'[models."smollm2-135m-utility"]\nprovider = "{provider}"\n'
         f'base_url = "{base_url}"\nupstream_model = "{MODEL_ALIAS}"\n'
         f'max_output_tokens = {max_output_tokens}\nrole = "utility"\n'
         f"reasoning = {str(reasoning).lower()}\n"
@@ -306,6 +311,26 @@ async def test_a_reasoning_utility_model_is_asked_in_the_parameters_reasoning_mo
     usage = await usage_events(bus, request)
     assert 1 <= len(usage) <= 2, "the model call was refused"
     assert all(u.output_tokens <= 40 for u in usage)  # sampled: an empty answer can happen
+    assert sum(u.output_tokens for u in usage) == await predicted_tokens(model_url) - (
+        predicted_before
+    )
+    assert Title(text=event.title).text == event.title
+
+
+async def test_a_utility_model_behind_the_anthropic_sdk_titles_and_is_metered_exactly(
+    bus: Bus, titlers: Titlers, model_url: str
+) -> None:
+    # llama.cpp serves Anthropic's Messages API too: the other SDK path, for real.
+    request = title_request("How do I make sourdough bread?")
+    predicted_before = await predicted_tokens(model_url)
+    titlers.start(utility(model_url, provider="anthropic"))
+    await publish_request(bus, request.model_dump_json().encode())
+
+    event = await title_published(bus, request)
+    await all_requests_handled(bus)
+    usage = await usage_events(bus, request)
+    assert 1 <= len(usage) <= 2, "the model call was refused"
+    assert all(u.purpose == "title" and u.input_tokens > 0 for u in usage)
     assert sum(u.output_tokens for u in usage) == await predicted_tokens(model_url) - (
         predicted_before
     )

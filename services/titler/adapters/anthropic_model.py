@@ -8,34 +8,24 @@ from typing import Any
 from anthropic import AsyncAnthropic
 
 from services.titler.adapters.sdk_errors import SDK_ERRORS, failure_reason
+from services.titler.adapters.title_call import TitleCall
 from services.titler.ports import Completion, ModelCallFailed, Prompt
 
 __all__ = ["AnthropicTitleModel"]
 
 
 class AnthropicTitleModel:
-    def __init__(
-        self,
-        client: AsyncAnthropic,
-        *,
-        name: str,
-        upstream_model: str,
-        max_tokens: int,
-        timeout_s: float,
-    ) -> None:
+    def __init__(self, client: AsyncAnthropic, call: TitleCall) -> None:
         self._client = client
-        self._name = name
-        self._upstream_model = upstream_model
-        self._max_tokens = max_tokens
-        self._timeout_s = timeout_s
+        self._call = call
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._call.name
 
     @property
     def provider_model(self) -> str:
-        return self._upstream_model
+        return self._call.upstream_model
 
     async def complete(self, prompt: Prompt) -> Completion:
         # The prompt alternates user/assistant and ends with the user, as Anthropic requires.
@@ -43,10 +33,10 @@ class AnthropicTitleModel:
         # either: this SDK no longer takes sampling parameters (current models refuse them).
         messages: list[Any] = [{"role": m.role, "content": m.content} for m in prompt.messages]
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._call.timeout_s):
                 response = await self._client.messages.create(
-                    model=self._upstream_model,
-                    max_tokens=self._max_tokens,
+                    model=self._call.upstream_model,
+                    max_tokens=self._call.max_tokens,
                     system=prompt.system,
                     messages=messages,
                 )

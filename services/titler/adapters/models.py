@@ -11,6 +11,7 @@ from openai import AsyncOpenAI
 from services.runtime.catalog import ModelEntry
 from services.titler.adapters.anthropic_model import AnthropicTitleModel
 from services.titler.adapters.openai_model import OpenAITitleModel
+from services.titler.adapters.title_call import TitleCall
 from services.titler.ports import TitleModel
 
 __all__ = ["build_title_model"]
@@ -30,7 +31,14 @@ def build_title_model(
     key = env.get(entry.api_key_env, "") if entry.api_key_env else "not-needed"
     # A reasoning model spends most of its budget thinking before the few words of a title.
     wanted = reasoning_max_tokens if entry.reasoning else max_tokens
-    max_tokens = min(wanted, entry.max_output_tokens)
+    call = TitleCall(
+        name=entry.name,
+        upstream_model=entry.upstream_model,
+        max_tokens=min(wanted, entry.max_output_tokens),
+        temperature=temperature,
+        timeout_s=timeout_s,
+        reasoning=entry.reasoning,
+    )
     # No SDK retries: a failed call goes straight to the fallback title, so a
     # provider outage delays a title by one timeout at most, never several.
     if entry.provider == "anthropic":
@@ -38,19 +46,11 @@ def build_title_model(
             AsyncAnthropic(
                 base_url=base_url, api_key=key, http_client=http, max_retries=0, timeout=timeout_s
             ),
-            name=entry.name,
-            upstream_model=entry.upstream_model,
-            max_tokens=max_tokens,
-            timeout_s=timeout_s,
+            call,
         )
     return OpenAITitleModel(
         AsyncOpenAI(
             base_url=base_url, api_key=key, http_client=http, max_retries=0, timeout=timeout_s
         ),
-        name=entry.name,
-        upstream_model=entry.upstream_model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        timeout_s=timeout_s,
-        reasoning=entry.reasoning,
+        call,
     )

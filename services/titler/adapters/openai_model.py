@@ -8,50 +8,37 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from services.titler.adapters.sdk_errors import SDK_ERRORS, failure_reason
+from services.titler.adapters.title_call import TitleCall
 from services.titler.ports import Completion, ModelCallFailed, Prompt
 
 __all__ = ["OpenAITitleModel", "title_call_limits"]
 
 
 class OpenAITitleModel:
-    def __init__(
-        self,
-        client: AsyncOpenAI,
-        *,
-        name: str,
-        upstream_model: str,
-        max_tokens: int,
-        temperature: float,
-        timeout_s: float,
-        reasoning: bool = False,
-    ) -> None:
+    def __init__(self, client: AsyncOpenAI, call: TitleCall) -> None:
         self._client = client
-        self._name = name
-        self._upstream_model = upstream_model
-        self._max_tokens = max_tokens
-        self._temperature = temperature
-        self._timeout_s = timeout_s
-        self._reasoning = reasoning
+        self._call = call
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._call.name
 
     @property
     def provider_model(self) -> str:
-        return self._upstream_model
+        return self._call.upstream_model
 
     def _limits(self) -> dict[str, Any]:
-        return title_call_limits(self._max_tokens, self._temperature, self._reasoning)
+        call = self._call
+        return title_call_limits(call.max_tokens, call.temperature, call.reasoning)
 
     async def complete(self, prompt: Prompt) -> Completion:
         messages: list[Any] = [{"role": "system", "content": prompt.system}]
         messages += [{"role": m.role, "content": m.content} for m in prompt.messages]
         try:
             # The SDK's timeout bounds each read; this bounds the whole call.
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._call.timeout_s):
                 response = await self._client.chat.completions.create(
-                    model=self._upstream_model, messages=messages, **self._limits()
+                    model=self._call.upstream_model, messages=messages, **self._limits()
                 )
         except TimeoutError:
             raise ModelCallFailed("timeout") from None
