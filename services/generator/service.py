@@ -19,7 +19,7 @@ from contracts import (
 from services.generator.errors import ProviderError
 from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk
 
-__all__ = ["estimated_prompt_tokens", "generate_turn"]
+__all__ = ["generate_turn"]
 
 log = logging.getLogger("tokenbus.generator")
 
@@ -163,7 +163,7 @@ def _usage(
     return {
         "model": request.model,
         "provider_model": end.provider_model if end else request.model,
-        "input_tokens": told if told is not None else estimated_prompt_tokens(request),
+        "input_tokens": told if told is not None else _estimated_prompt_tokens(request),
         "cached_input_tokens": prompt.cached_input_tokens if prompt is not None else 0,
         "output_tokens": chunks,
         "estimated": True,
@@ -180,6 +180,6 @@ def _nothing_used(request: ChatRequest) -> dict[str, object]:
     }
 
 
-def estimated_prompt_tokens(request: ChatRequest) -> int:
+def _estimated_prompt_tokens(request: ChatRequest) -> int:
     """About four UTF-8 bytes per token, plus a few for each message's chat template."""
     return sum(4 + len(m.content.encode()) // _BYTES_PER_TOKEN for m in request.messages)

@@ -83,6 +83,18 @@ async def wait_for_answer(http: httpx.AsyncClient, conversation_id: str) -> dict
             await asyncio.sleep(0.1)
 
 
+async def answered_conversation(http: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    """A new conversation with one short exchange, once its answer is recorded."""
+    conversation_id = await new_conversation(http)
+    async with http.stream(
+        "POST",
+        f"/v1/conversations/{conversation_id}/messages",
+        json={"content": "Hi", "max_tokens": 5},
+    ) as response:
+        await read(response)
+    return conversation_id, await wait_for_answer(http, conversation_id)
+
+
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
@@ -211,14 +223,7 @@ async def test_the_cancel_endpoint_stops_a_running_turn(http: httpx.AsyncClient)
 async def test_attaching_to_a_turn_past_the_replay_window_answers_410_at_once(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    conversation_id = await new_conversation(http)
-    async with http.stream(
-        "POST",
-        f"/v1/conversations/{conversation_id}/messages",
-        json={"content": "Hi", "max_tokens": 5},
-    ) as response:
-        await read(response)
-    answered = await wait_for_answer(http, conversation_id)
+    conversation_id, answered = await answered_conversation(http)
     # What the stream's age or size limit does to an old turn.
     nc = await nats.connect(stack.nats_url)
     try:
@@ -239,14 +244,7 @@ async def test_attaching_to_a_turn_past_the_replay_window_answers_410_at_once(
 async def test_delete_removes_the_conversation_and_purges_its_events(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    conversation_id = await new_conversation(http)
-    async with http.stream(
-        "POST",
-        f"/v1/conversations/{conversation_id}/messages",
-        json={"content": "Hi", "max_tokens": 5},
-    ) as response:
-        await read(response)
-    await wait_for_answer(http, conversation_id)
+    conversation_id, _ = await answered_conversation(http)
 
     assert (await http.delete(f"/v1/conversations/{conversation_id}")).status_code == 204
     assert (await http.get(f"/v1/conversations/{conversation_id}")).status_code == 404

@@ -56,7 +56,7 @@ class OpenAIProvider:
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
         upstream_model = self._upstream_model
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": upstream_model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": True,
@@ -64,20 +64,20 @@ class OpenAIProvider:
         }
         p = request.params
         if p.max_tokens is not None:
-            kwargs[self._output_limit] = p.max_tokens
+            body[self._output_limit] = p.max_tokens
         if p.temperature is not None:
-            kwargs["temperature"] = p.temperature
+            body["temperature"] = p.temperature
         if p.top_p is not None:
-            kwargs["top_p"] = p.top_p
+            body["top_p"] = p.top_p
         if p.stop:
-            kwargs["stop"] = list(p.stop)
+            body["stop"] = list(p.stop)
         if p.seed is not None:
-            kwargs["seed"] = p.seed
+            body["seed"] = p.seed
         try:
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=object,
-                body=kwargs,
+                body=body,
                 stream=True,
                 stream_cls=AsyncStream[object],
             )
