@@ -62,12 +62,61 @@ async def test_a_public_host_may_be_called_at_the_address_that_was_checked(url: 
         "http://224.0.0.1/",  # multicast
         "http://sneaky.example.com/",
         "http://internal.corp/",
+        "http://[2001:db8::1]/",  # documentation
+        "http://[4000::1]/",  # unassigned
     ],
 )
 async def test_private_loopback_and_reserved_hosts_are_refused(url: str) -> None:
     with pytest.raises(WebhookRefused) as caught:
         await policy(DNS).check(url)
     assert "private, loopback or reserved" in caught.value.reason
+
+
+# 2001:0:4136:e378:8000:63bf:f5ff:fffe is a Teredo client at 10.0.0.1 (stored XOR 0xffffffff)
+# behind the public relay 65.54.227.120.
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64: the metadata service
+        "http://[64:ff9b::10.0.0.1]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+        "http://[64:ff9b:1:2::a9fe:a9fe]/",  # local-use NAT64 in a layout that cannot be read
+        "http://[2002:a9fe:a9fe::]/",  # 6to4
+        "http://[2002:7f00:1::1]/",
+        "http://[::a9fe:a9fe]/",  # IPv4-compatible
+        "http://[::127.0.0.1]/",
+        "http://[::ffff:0:a9fe:a9fe]/",  # IPv4-translated (SIIT)
+        "http://[::ffff:169.254.169.254]/",  # IPv4-mapped
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",  # Teredo, private client
+        "http://[2001:0:a9fe:a9fe::f7f7:f7f7]/",  # Teredo, relay at the metadata address
+        "http://nat64.example.com/",
+    ],
+)
+async def test_ipv6_forms_of_a_refused_ipv4_address_are_refused(url: str) -> None:
+    dns = DNS | {"nat64.example.com": ["64:ff9b::a9fe:a9fe"]}  # a DNS64 answer
+    with pytest.raises(WebhookRefused) as caught:
+        await policy(dns).check(url)
+    assert "private, loopback or reserved" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::808:808",  # NAT64 to 8.8.8.8
+        "64:ff9b:1::808:808",
+        "2002:808:808::1",  # 6to4 of 8.8.8.8
+        "2001:0:808:808::f7f7:f7f7",  # Teredo: relay and client both 8.8.8.8
+    ],
+)
+async def test_ipv6_forms_of_a_public_ipv4_address_may_be_called(address: str) -> None:
+    assert await policy(DNS).check(f"http://[{address}]/hook") == address
+
+
+async def test_an_allowed_ipv4_network_is_allowed_in_its_ipv6_forms_too() -> None:
+    allowing = policy(DNS, allowed="10.20.0.0/16")
+    assert await allowing.check("http://[64:ff9b::a14:304]/") == "64:ff9b::a14:304"  # 10.20.3.4
+    with pytest.raises(WebhookRefused):
+        await allowing.check("http://[64:ff9b::a15:1]/")  # 10.21.0.1
 
 
 async def test_a_host_that_does_not_resolve_is_refused() -> None:

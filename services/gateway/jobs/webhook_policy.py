@@ -8,6 +8,11 @@ the operator listed in TOKENBUS_GATEWAY_WEBHOOK_ALLOWED_NETWORKS. The check runs
 when the job is submitted (a clear 400) and again before each delivery, and the
 delivery connects to the very address that was checked (`pinned`): a name that
 answers differently a moment later (DNS rebinding) changes nothing.
+
+An IPv6 address that carries an IPv4 one (NAT64, 6to4, Teredo, IPv4-mapped,
+-compatible or -translated) reaches that IPv4 host through a translator or a
+tunnel, so the IPv4 address is judged instead: 64:ff9b::a9fe:a9fe is the
+metadata service, 64:ff9b::808:808 is 8.8.8.8.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 _RESOLVE_TIMEOUT_S = 5.0
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, the operator picks the layout
+_NAT64_LOCAL_96 = ipaddress.IPv6Network("64:ff9b:1::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d, deprecated but still routed
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # ::ffff:0:a.b.c.d (SIIT)
 
 
 class WebhookRefused(Exception):
@@ -89,11 +100,32 @@ class WebhookPolicy:
         return str(addresses[0])
 
     def _may_call(self, address: Address) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
         if any(address in network for network in self._allowed):
             return True
-        return address.is_global and not address.is_multicast
+        if isinstance(address, ipaddress.IPv6Address):
+            if address in _NAT64_LOCAL and address not in _NAT64_LOCAL_96:
+                # A /48../64 layout puts the IPv4 address elsewhere: where it goes is unknown.
+                return False
+            embedded = _embedded_ipv4(address)
+            if embedded:
+                return all(self._may_call(ipv4) for ipv4 in embedded)
+        return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 hosts a packet to `address` reaches, for the forms that carry one; else ()."""
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:  # 2002:a.b.c.d::/48
+        return (address.sixtofour,)
+    if address.teredo is not None:  # 2001::/32: the relay (server) and the client behind it
+        return address.teredo
+    last_32_bits = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address in _NAT64 or address in _NAT64_LOCAL_96 or address in _IPV4_TRANSLATED:
+        return (last_32_bits,)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # :: and ::1 are no IPv4 address
+        return (last_32_bits,)
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
