@@ -22,7 +22,16 @@ class GeneratorSettings(BaseSettings):
         validation_alias=AliasChoices("TOKENBUS_GENERATOR_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
         description="Model catalog (TOML); the packaged default runs on the local model",
     )
-    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    upstream_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for each read from a provider: its headers, its first text",
+    )
+    stream_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Once a provider's text flows, the longest silence before it is a timeout",
+    )
     retry_attempts: int = Field(default=3, ge=1, description="Tries per model before failover")
     retry_budget_s: float = Field(default=20.0, ge=0)
     breaker_window_s: float = Field(default=30.0, gt=0)

@@ -52,7 +52,13 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
     )
     resilient = ResilientProvider(
-        build_providers(catalog, environment(), http_client, settings.upstream_timeout_s),
+        build_providers(
+            catalog,
+            environment(),
+            http_client,
+            settings.upstream_timeout_s,
+            settings.stream_idle_timeout_s,
+        ),
         catalog,
         RetryPolicy(attempts=settings.retry_attempts, budget_s=settings.retry_budget_s),
         BreakerConfig(

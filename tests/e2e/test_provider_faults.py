@@ -26,6 +26,8 @@ from tests.support import Stack, issue_key, running_stack
 pytestmark = pytest.mark.e2e
 
 SECRET = "sk-live-SECRET-123 at internal-host-10.0.0.7"
+UPSTREAM_TIMEOUT_S = 4.0
+IDLE_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,21 @@ base_url = "{upstream.base_url}"
 upstream_model = "sleepy"
 fallbacks = ["smollm2-135m"]
 
+[models.stalls]
+provider = "openai-compatible"
+base_url = "{upstream.base_url}"
+upstream_model = "stalls"
+
+[models.stalls-anthropic]
+provider = "anthropic"
+base_url = "{upstream.base_url.removesuffix("/v1")}"
+upstream_model = "stalls-anthropic"
+
+[models.silent]
+provider = "openai-compatible"
+base_url = "{upstream.base_url}"
+upstream_model = "silent"
+
 [models."smollm2-135m"]
 provider = "openai-compatible"
 base_url = "${{TOKENBUS_LOCAL_MODEL_URL}}/v1"
@@ -75,8 +92,10 @@ reasoning = true
 """
     )
     env = {
-        # A hung upstream is given up on after 4 s without a byte.
-        "TOKENBUS_GENERATOR_UPSTREAM_TIMEOUT_S": "4",
+        # A hung upstream is given up on after 4 s without a byte; a stream whose
+        # text has begun, after 2 s of silence.
+        "TOKENBUS_GENERATOR_UPSTREAM_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
+        "TOKENBUS_GENERATOR_STREAM_IDLE_TIMEOUT_S": str(IDLE_S),
         "TOKENBUS_GENERATOR_RETRY_ATTEMPTS": "2",
         "TOKENBUS_GENERATOR_BREAKER_MIN_CALLS": "3",
         "TOKENBUS_GENERATOR_BREAKER_COOLDOWN_S": "300",
@@ -201,6 +220,70 @@ async def test_a_stream_reset_mid_way_ends_with_an_error_not_done(
         if c.get("choices")
     )
     assert text == "tok0 tok1 tok2 "
+
+
+async def stream_lines(http: httpx.AsyncClient, body: dict[str, object]) -> list[tuple[float, str]]:
+    """The stream's `data:` lines, each with when it arrived."""
+    loop = asyncio.get_running_loop()
+    async with (
+        asyncio.timeout(30),
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.status_code == 200
+        return [
+            (loop.time(), line)
+            async for line in response.aiter_lines()
+            if line.startswith("data: ")
+        ]
+
+
+def streamed_text(lines: list[tuple[float, str]]) -> str:
+    chunks = (json.loads(line[6:]) for _, line in lines if line.startswith("data: {"))
+    return "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+    )
+
+
+@pytest.mark.parametrize("model", ["stalls", "stalls-anthropic"])
+async def test_a_stream_that_stalls_mid_way_ends_with_timeout_within_the_idle_bound(
+    upstream: FaultyUpstream, http: httpx.AsyncClient, model: str
+) -> None:
+    upstream.play({"kind": "hang_mid_stream", "tokens": 3})
+    lines = await stream_lines(http, ask(stream=True, model=model))
+    assert "data: [DONE]" not in [line for _, line in lines]
+    error = json.loads(lines[-1][1][len("data: ") :])["error"]
+    assert error["code"] == "timeout"
+    assert streamed_text(lines[:-1]) == "tok0 tok1 tok2 "
+    # Ended by the idle bound after the last token, not by the longer read timeout.
+    silence = lines[-1][0] - lines[-2][0]
+    assert IDLE_S - 0.5 < silence < UPSTREAM_TIMEOUT_S, silence
+
+
+async def test_an_answer_that_stalls_mid_way_is_a_504_timeout(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.play({"kind": "hang_mid_stream", "tokens": 2})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await http.post("/v1/chat/completions", json=ask(model="stalls"))
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
+    assert loop.time() - started < UPSTREAM_TIMEOUT_S
+
+
+async def test_an_upstream_that_hangs_after_its_headers_times_out(
+    upstream: FaultyUpstream, http: httpx.AsyncClient
+) -> None:
+    # No fallback: the client sees what the tries ended with.
+    upstream.play({"kind": "hang_after_headers"}, {"kind": "hang_after_headers"})
+    before = upstream.requests
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await http.post("/v1/chat/completions", json=ask(model="silent"))
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
+    assert upstream.requests - before == 2  # retryable: tried twice, each bounded
+    assert loop.time() - started < 2 * UPSTREAM_TIMEOUT_S + 3
 
 
 async def test_a_malformed_chunk_ends_with_a_clean_error(

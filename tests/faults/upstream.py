@@ -1,15 +1,23 @@
-"""A scripted OpenAI-compatible upstream, for the faults no real server makes on demand.
+"""A scripted upstream, for the faults no real server makes on demand.
 
-POST /_script with a list of steps; each chat request takes the next step
-(then "ok" once the script is used up). Steps:
+It speaks OpenAI's chat completions (POST /v1/chat/completions) and Anthropic's
+Messages API (POST /v1/messages), both streaming. POST /_script with a list of
+steps; each chat request, on either API, takes the next step (then "ok" once the
+script is used up). Steps:
   {"kind": "ok", "tokens": 5}                      a normal stream with usage
   {"kind": "status", "status": 429, "retry_after": 1, "message": "..."}
   {"kind": "reset_after", "tokens": 3}             stream 3 tokens, then drop the connection
-  {"kind": "malformed"}                            a chunk that is not JSON
-  {"kind": "hang"}                                 accept, then send nothing
+  {"kind": "malformed"}                            a chunk that is not JSON (OpenAI only)
+  {"kind": "hang"}                                 accept the request, then send nothing,
+                                                   not even the response headers
+  {"kind": "hang_after_headers"}                   answer 200 with the stream's headers,
+                                                   then send nothing
+  {"kind": "hang_mid_stream", "tokens": 3}         stream 3 tokens, then send nothing
+                                                   (the connection stays open)
   {"kind": "reasoning"}                            as OpenAI's reasoning models: 400 for
                                                    max_tokens, stop or temperature; else ok
-GET /_log answers how many chat requests arrived.
+A hang lasts until the client goes away. GET /_log answers how many chat requests
+arrived.
 """
 
 from __future__ import annotations
@@ -62,6 +70,18 @@ def _usage(model: str, prompt: int, completion: int) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    """One Messages API stream event."""
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+async def _until_gone(request: Request) -> None:
+    """A hang: nothing is sent until the client closes the connection (an hour at most)."""
+    async with asyncio.timeout(3600):
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.1)
+
+
 class FaultyUpstream:
     def __init__(self) -> None:
         self.script: list[dict[str, Any]] = []
@@ -72,6 +92,7 @@ class FaultyUpstream:
                 Route("/_script", self._set_script, methods=["POST"]),
                 Route("/_log", self._log),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/messages", self._messages, methods=["POST"]),
             ]
         )
 
@@ -89,12 +110,18 @@ class FaultyUpstream:
     async def _log(self, request: Request) -> Response:
         return JSONResponse({"requests": self.requests})
 
-    async def _chat(self, request: Request) -> Response:
+    async def _next_step(self, request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         self.requests += 1
         body = await request.json()
+        return body, self.script.pop(0) if self.script else {"kind": "ok"}
+
+    async def _chat(self, request: Request) -> Response:
+        body, step = await self._next_step(request)
         model = body.get("model", "fault")
-        step = self.script.pop(0) if self.script else {"kind": "ok"}
         kind = step["kind"]
+        if kind == "hang":  # not even the response headers
+            await _until_gone(request)
+            return Response(status_code=204)
         if kind == "reasoning":
             refused = next((p for p in ("max_tokens", "stop", "temperature") if p in body), None)
             if refused is not None:
@@ -112,12 +139,15 @@ class FaultyUpstream:
                 headers["Retry-After"] = str(step["retry_after"])
             error = {"message": step.get("message", "upstream says no"), "type": "error"}
             return JSONResponse({"error": error}, status_code=step["status"], headers=headers)
-        return StreamingResponse(self._stream(model, step), media_type="text/event-stream")
+        return StreamingResponse(self._stream(request, model, step), media_type="text/event-stream")
 
-    async def _stream(self, model: str, step: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, request: Request, model: str, step: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
         kind = step["kind"]
-        if kind == "hang":
-            await asyncio.sleep(3600)
+        if kind == "hang_after_headers":
+            await _until_gone(request)
+            return
         if kind == "malformed":
             yield _chunk(model, {"role": "assistant", "content": ""})
             yield b"data: {this is not json\n\n"
@@ -129,9 +159,60 @@ class FaultyUpstream:
             await asyncio.sleep(0.005)
         if kind == "reset_after":
             raise _Dropped
+        if kind == "hang_mid_stream":
+            await _until_gone(request)
+            return
         yield _chunk(model, {}, "stop")
         yield _usage(model, 7, tokens)
         yield b"data: [DONE]\n\n"
+
+    async def _messages(self, request: Request) -> Response:
+        body, step = await self._next_step(request)
+        if step["kind"] == "hang":
+            await _until_gone(request)
+            return Response(status_code=204)
+        if step["kind"] == "status":
+            error = {"type": "api_error", "message": step.get("message", "upstream says no")}
+            return JSONResponse({"type": "error", "error": error}, status_code=step["status"])
+        return StreamingResponse(
+            self._message_events(request, body.get("model", "fault"), step),
+            media_type="text/event-stream",
+        )
+
+    async def _message_events(
+        self, request: Request, model: str, step: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        kind = step["kind"]
+        if kind == "hang_after_headers":
+            await _until_gone(request)
+            return
+        tokens = int(step.get("tokens", 5))
+        message = {
+            "id": "msg_fault",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 7, "output_tokens": 0},
+        }
+        yield _event("message_start", {"message": message})
+        yield _event(
+            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+        )
+        for n in range(tokens):
+            delta = {"type": "text_delta", "text": f"tok{n} "}
+            yield _event("content_block_delta", {"index": 0, "delta": delta})
+            await asyncio.sleep(0.005)
+        if kind == "reset_after":
+            raise _Dropped
+        if kind == "hang_mid_stream":
+            await _until_gone(request)
+            return
+        yield _event("content_block_stop", {"index": 0})
+        stop = {"stop_reason": "end_turn", "stop_sequence": None}
+        yield _event("message_delta", {"delta": stop, "usage": {"output_tokens": tokens}})
+        yield _event("message_stop", {})
 
 
 @contextlib.contextmanager

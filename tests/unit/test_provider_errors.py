@@ -56,3 +56,13 @@ def test_a_transport_error_mid_stream_is_a_broken_stream() -> None:
     translated = translate_sdk_error(httpx2.RemoteProtocolError(SECRET), mid_stream=True)
     assert translated.code == "upstream_error"
     assert "SECRET" not in translated.message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx2.ReadTimeout(SECRET), openai.APITimeoutError(httpx2.Request("POST", "https://u"))],
+)
+def test_a_read_that_times_out_mid_stream_is_a_retryable_timeout(error: Exception) -> None:
+    translated = translate_sdk_error(error, mid_stream=True)
+    assert (translated.code, translated.retryable) == ("timeout", True)
+    assert "SECRET" not in translated.message

@@ -10,6 +10,7 @@ import httpx2
 from anthropic import AsyncAnthropic, AsyncStream
 
 from contracts import ChatMessage, ChatRequest, FinishReason
+from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
     count,
@@ -52,10 +53,18 @@ def to_anthropic_messages(
 
 
 class AnthropicProvider:
-    def __init__(self, client: AsyncAnthropic, upstream_model: str, max_output_tokens: int) -> None:
+    def __init__(
+        self,
+        client: AsyncAnthropic,
+        upstream_model: str,
+        max_output_tokens: int,
+        *,
+        idle_timeout_s: float | None = None,
+    ) -> None:
         self._client = client
         self._upstream_model = upstream_model
         self._max_output_tokens = max_output_tokens
+        self._idle_timeout_s = idle_timeout_s
 
     def stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
         return self._stream(request)
@@ -95,13 +104,20 @@ class AnthropicProvider:
         output_tokens: int | None = None
         finish: FinishReason | None = None
         model = self._upstream_model
+        events = aiter(response)
+        idle = IdleBound(self._idle_timeout_s)
         try:
-            async for data in response:
+            while True:
+                try:
+                    data = await idle.read(events)
+                except StopAsyncIteration:
+                    break
                 event = MessagesEvent.read(data)
                 if event.kind == "message_start":
                     model = event.model or model
                     prompt = event.prompt
                 elif event.text:
+                    idle.armed = True
                     if told:
                         yield TextChunk(event.text)
                     else:

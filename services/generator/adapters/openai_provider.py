@@ -20,6 +20,7 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 
 from contracts import ChatRequest, FinishReason
+from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
     count,
@@ -44,10 +45,16 @@ _FINISH: dict[str, FinishReason] = {
 
 class OpenAIProvider:
     def __init__(
-        self, client: AsyncOpenAI, upstream_model: str, *, reasoning: bool = False
+        self,
+        client: AsyncOpenAI,
+        upstream_model: str,
+        *,
+        reasoning: bool = False,
+        idle_timeout_s: float | None = None,
     ) -> None:
         self._client = client
         self._upstream_model = upstream_model
+        self._idle_timeout_s = idle_timeout_s
         # Reasoning models refuse max_tokens; the newer name bounds thinking and answer alike.
         self._output_limit = "max_completion_tokens" if reasoning else "max_tokens"
 
@@ -89,13 +96,20 @@ class OpenAIProvider:
         input_tokens: int | None = None
         output_tokens: int | None = None
         cached = 0
+        events = aiter(response)
+        idle = IdleBound(self._idle_timeout_s)
         try:
-            async for data in response:
+            while True:
+                try:
+                    data = await idle.read(events)
+                except StopAsyncIteration:
+                    break
                 chunk = ChunkParts.read(data)
                 reported_model = chunk.model or reported_model
                 if chunk.usage is not None:
                     input_tokens, output_tokens, cached = chunk.usage
                 if chunk.text:
+                    idle.armed = True
                     yield TextChunk(chunk.text)
                 if chunk.finish_reason is not None:
                     finish = _FINISH.get(chunk.finish_reason, "stop")

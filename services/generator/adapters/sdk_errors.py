@@ -11,6 +11,7 @@ import anthropic
 import httpx2
 import openai
 
+from services.generator.adapters.idle_bound import stalled
 from services.generator.errors import ProviderError
 
 __all__ = ["translate_sdk_error"]
@@ -21,10 +22,14 @@ _STATUS = (openai.APIStatusError, anthropic.APIStatusError)
 
 
 def translate_sdk_error(exc: Exception, *, mid_stream: bool = False) -> ProviderError:
+    # A read that timed out is a timeout in every phase: before the response, after
+    # its headers or between two chunks (httpx's read timeout bounds each read).
+    if isinstance(exc, _TIMEOUTS):
+        if mid_stream:
+            return stalled()
+        return ProviderError("timeout", "The model did not answer in time.", retryable=True)
     if mid_stream and isinstance(exc, (*_CONNECTION, httpx2.HTTPError)):
         return ProviderError("upstream_error", "The model's stream broke off.", retryable=True)
-    if isinstance(exc, _TIMEOUTS):
-        return ProviderError("timeout", "The model did not answer in time.", retryable=True)
     if isinstance(exc, _CONNECTION):
         return ProviderError("upstream_unavailable", "The model is unreachable.", retryable=True)
     if isinstance(exc, _STATUS):
