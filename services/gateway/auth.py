@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.caller import Caller
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, bus_unavailable
 from services.gateway.state import State
 
 __all__ = ["Authenticated", "Caller", "authenticate"]
@@ -37,6 +37,8 @@ def _bearer(request: Request) -> str:
 
 
 async def authenticate(request: Request, state: State) -> Caller:
+    if not state.bus.connected:  # every route behind a key needs the bus: say so at once
+        raise bus_unavailable()
     # Never echo the key back, not even in part: the answer must not confirm guesses.
     record = await state.keys.find(_bearer(request))
     if record is None or record.revoked_at is not None:

@@ -59,6 +59,18 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long to answer 503 on readiness before closing the listener",
     )
+    bus_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait for the bus on a request; past it: 503 bus_unavailable",
+    )
+    api_docs: bool = Field(
+        default=False,
+        description=(
+            "Serve Swagger UI at /docs and ReDoc at /redoc (the browser then loads their "
+            "scripts from a public CDN); /openapi.json is always served"
+        ),
+    )
     max_message_chars: int = Field(default=100_000, ge=1)
     log_level: str = "INFO"
     webhook_allowed_networks: str = Field(

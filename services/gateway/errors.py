@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import nats.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +16,7 @@ from services.gateway.metrics import ERRORS
 __all__ = [
     "TURN_FAILURE_STATUS",
     "ApiError",
+    "bus_unavailable",
     "error_body",
     "install_error_handlers",
     "turn_failure_status",
@@ -30,6 +32,7 @@ TURN_FAILURE_STATUS: dict[str, int] = {
     "content_filtered": 400,
     "rate_limited": 429,
     "upstream_error": 502,
+    "stream_interrupted": 502,
     "upstream_unavailable": 503,
     "overloaded": 503,
     "timeout": 504,
@@ -79,6 +82,15 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def bus_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "The gateway cannot reach its message bus right now; try again shortly.",
+        "bus_unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _describe(exc: RequestValidationError) -> tuple[str, str | None, str]:
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
@@ -111,6 +123,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(str(exc.detail), exc.status_code), status_code=exc.status_code
         )
+
+    @app.exception_handler(nats.errors.Error)
+    async def _bus_lost(_: Request, exc: nats.errors.Error) -> JSONResponse:
+        # Every bus call is bounded (TOKENBUS_GATEWAY_BUS_TIMEOUT_S): a bus that is down,
+        # reconnecting or too slow is a retryable 503, never a 500.
+        log.warning("bus unavailable", extra={"error_type": type(exc).__name__})
+        return await _api_error(_, bus_unavailable())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

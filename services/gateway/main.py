@@ -70,7 +70,11 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = await connect(settings.nats_url, name=f"tokenbus-gateway-{settings.gateway_id}")
+        bus = await connect(
+            settings.nats_url,
+            name=f"tokenbus-gateway-{settings.gateway_id}",
+            request_timeout_s=settings.bus_timeout_s,
+        )
         await ensure_streams(bus.js)
         relay = TurnRelay(bus, settings.gateway_id)
         await relay.start()

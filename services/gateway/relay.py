@@ -3,6 +3,11 @@
 One long-lived subscription per replica (not one per request): it exists before
 any request is published, so no first token can slip past it, and the server
 keeps no per-request state for the live path.
+
+Core NATS delivers at most once: what is published while this replica's
+connection is down never reaches it. So after a reconnect every open turn is
+told to resync (RESYNC in its inbox) and reads on from the turns stream, which
+kept everything.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ from nats.aio.subscription import Subscription
 from contracts.subjects import gateway_turns_filter, turn_id_from_subject
 from services.runtime.bus import Bus
 
-__all__ = ["TurnRelay"]
+__all__ = ["RESYNC", "Inbox", "TurnRelay"]
 
 log = logging.getLogger("tokenbus.gateway.relay")
+
+RESYNC = None
+"""Put in an inbox when live events may have been missed: read the rest from the stream."""
+
+Inbox = asyncio.Queue[bytes | None]
 
 
 class TurnRelay:
     def __init__(self, bus: Bus, gateway_id: str) -> None:
         self._bus = bus
         self._gateway_id = gateway_id
-        self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
+        self._inboxes: dict[str, Inbox] = {}
         self._sub: Subscription | None = None
 
     @property
@@ -41,6 +51,7 @@ class TurnRelay:
         return len(self._inboxes)
 
     async def start(self) -> None:
+        self._bus.on_reconnect(self._resync_all)
         self._sub = await self._bus.nc.subscribe(
             gateway_turns_filter(self._gateway_id), cb=self._deliver
         )
@@ -53,9 +64,9 @@ class TurnRelay:
             await self._sub.unsubscribe()
             self._sub = None
 
-    def open(self, turn_id: str) -> asyncio.Queue[bytes]:
+    def open(self, turn_id: str) -> Inbox:
         """Register before publishing the request; the turn's events queue up here."""
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        queue: Inbox = asyncio.Queue()
         self._inboxes[turn_id] = queue
         return queue
 
@@ -66,3 +77,9 @@ class TurnRelay:
         queue = self._inboxes.get(turn_id_from_subject(msg.subject))
         if queue is not None:
             queue.put_nowait(msg.data)
+
+    def _resync_all(self) -> None:
+        if self._inboxes:
+            log.info("resyncing open turns after a reconnect", extra={"turns": len(self._inboxes)})
+        for queue in self._inboxes.values():
+            queue.put_nowait(RESYNC)

@@ -18,7 +18,14 @@ from pydantic import ValidationError
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
 from services.gateway.control import request_cancel
-from services.gateway.turns import EventPosition, Heartbeat, TurnCursor, TurnItem, TurnRef
+from services.gateway.turns import (
+    EventPosition,
+    Heartbeat,
+    TurnCursor,
+    TurnItem,
+    TurnRef,
+    interrupted,
+)
 from services.runtime.bus import Bus
 
 __all__ = ["ReplayedTurn", "replay_turn"]
@@ -34,9 +41,11 @@ async def replay_turn(
     heartbeat_s: float = 15.0,
     patience_s: float = 3600.0,
 ) -> AsyncIterator[TurnItem]:
-    """Every event of the turn past `after`, ending with its final event.
+    """Every event of the turn past `after`, in order, ending with its final event.
 
     Yields Heartbeat while waiting; stops after `patience_s` without a final event.
+    Events stored out of order (re-sent after a bus fault) are put back in order; a
+    turn that lost one ends with `stream_interrupted` instead of its final event.
     """
     sub = await bus.js.subscribe(
         turn_filter(conversation_id, turn_id),
@@ -63,6 +72,14 @@ async def replay_turn(
                 yield item
                 if isinstance(item, TurnCompleted | TurnFailed):
                     return
+            # The stream holds a turn's events in publish order, and the generator publishes
+            # its final event only once every earlier one is stored (re-sent if need be):
+            # a final event past a gap means the gap will never fill.
+            lost = cursor.held_final()
+            if lost is not None:
+                log.warning("turn lost an event", extra={"turn_id": turn_id})
+                yield interrupted(lost)
+                return
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

@@ -16,10 +16,11 @@ from contracts import (
 )
 from contracts.subjects import CHAT_REQUEST_SUBJECT
 from services.gateway.control import request_cancel
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, bus_unavailable
 from services.gateway.metrics import TurnTiming
-from services.gateway.relay import TurnRelay
-from services.gateway.turns import Heartbeat, TurnCursor, TurnItem, TurnRef
+from services.gateway.relay import RESYNC, TurnRelay
+from services.gateway.replay import replay_turn
+from services.gateway.turns import Heartbeat, Reset, TurnCursor, TurnItem, TurnRef
 from services.runtime.bus import Bus
 from services.runtime.telemetry import with_trace_context
 
@@ -28,7 +29,6 @@ __all__ = ["TurnEvents", "bus_unavailable", "publish_request", "start_turn"]
 log = logging.getLogger("tokenbus.gateway")
 
 _DEADLINE_GRACE_S = 5.0
-_PUBLISH_TIMEOUT_S = 5.0
 
 
 class TurnEvents:
@@ -92,18 +92,53 @@ class TurnEvents:
                 if loop.time() < give_up_at:
                     yield Heartbeat()
                 continue
+            if raw is RESYNC:
+                break
             try:
                 event = parse_turn_event(raw)
             except ValidationError:
                 log.warning("dropped an event that breaks the contract")
                 continue
             for item in self._cursor.admit(event):
-                self._timing.see(item)
-                if isinstance(item, TurnCompleted | TurnFailed):
-                    self._ended = True
+                if self._relayed(item):
                     yield item
                     return
                 yield item
+            if self._cursor.gap:
+                break
+        # Live events were missed (a gap in `seq`, or this connection was down): the
+        # turns stream has them all, so the rest is read from there, in order.
+        async for item in self._from_stream(give_up_at - loop.time()):
+            yield item
+
+    async def _from_stream(self, patience_s: float) -> AsyncIterator[TurnItem]:
+        self._relay.close(self._request.turn_id)
+        log.info("reading the turn from the stream", extra={"turn_id": self._request.turn_id})
+        request = self._request
+        async for item in replay_turn(
+            self._bus,
+            request.conversation_id,
+            request.turn_id,
+            self._cursor.position,
+            self._heartbeat_s,
+            max(patience_s, 0.0),
+        ):
+            if not isinstance(item, Heartbeat | Reset):
+                self._cursor.position = (item.attempt, item.seq)
+            if self._relayed(item):
+                yield item
+                return
+            yield item
+        self._ended = True
+        yield self._timed_out()
+
+    def _relayed(self, item: TurnItem) -> bool:
+        """Note the item; True when it is the turn's last."""
+        self._timing.see(item)
+        if isinstance(item, TurnCompleted | TurnFailed):
+            self._ended = True
+            return True
+        return False
 
     def _patience(self) -> float:
         # The generator gives up at the deadline and says so; the grace covers
@@ -126,22 +161,12 @@ class TurnEvents:
         )
 
 
-def bus_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "The gateway cannot queue requests right now; try again shortly.",
-        "bus_unavailable",
-        headers={"Retry-After": "1"},
-    )
-
-
 async def publish_request(bus: Bus, request: ChatRequest) -> None:
     """Queue the request for a generator; 503 if the bus refuses it."""
     try:
         await bus.js.publish(
             CHAT_REQUEST_SUBJECT,
             request.model_dump_json().encode(),
-            timeout=_PUBLISH_TIMEOUT_S,
             # The turn id as message id: a repeated publish is dropped by JetStream.
             # traceparent makes the generator's work part of this request's trace.
             headers=with_trace_context({"Nats-Msg-Id": request.turn_id}),

@@ -18,6 +18,7 @@ __all__ = [
     "TurnItem",
     "TurnRef",
     "TurnTranscript",
+    "interrupted",
 ]
 
 
@@ -61,18 +62,54 @@ class TurnTranscript:
 
 
 class TurnCursor:
-    """Where a reader is in a turn: drops duplicates, announces restarts."""
+    """Where a reader is in a turn: events in `seq` order, duplicates dropped, restarts announced.
+
+    An event ahead of the next expected `seq` is held back, not relayed: relaying it
+    would silently shorten the answer. The reader sees `gap` and either fills it (the
+    missing event arrives late, e.g. re-sent after a bus restart, and the held ones
+    follow it) or, if the turn's final event is among the held ones, knows the turn
+    lost an event for good (`held_final`).
+    """
 
     def __init__(self, after: EventPosition = (0, 0)) -> None:
         self.position = after
+        self._held: dict[int, TurnEvent] = {}
+
+    @property
+    def gap(self) -> bool:
+        """Events arrived past one that has not: what follows the gap is held back."""
+        return bool(self._held)
+
+    def held_final(self) -> TurnCompleted | TurnFailed | None:
+        """The turn's final event, if it came but an event before it has not."""
+        for event in self._held.values():
+            if isinstance(event, TurnCompleted | TurnFailed):
+                return event
+        return None
 
     def admit(self, event: TurnEvent) -> list[TurnItem]:
-        here = (event.attempt, event.seq)
-        if here <= self.position:
+        attempt, seq = self.position
+        if event.attempt < attempt:
             return []
-        restarted = self.position != (0, 0) and event.attempt > self.position[0]
-        self.position = here
-        return [Reset(event.attempt), event] if restarted else [event]
+        items: list[TurnItem] = []
+        if event.attempt > attempt:
+            if self.position != (0, 0):
+                items.append(Reset(event.attempt))
+            self._held.clear()
+            attempt, seq = event.attempt, 0
+            self.position = (attempt, seq)
+        if event.seq <= seq:
+            return items
+        if event.seq > seq + 1:
+            self._held.setdefault(event.seq, event)
+            return items
+        items.append(event)
+        seq = event.seq
+        while (following := self._held.pop(seq + 1, None)) is not None:
+            items.append(following)
+            seq += 1
+        self.position = (attempt, seq)
+        return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +137,19 @@ class TurnFeed(Protocol):
     def close(self) -> None:
         """The response is done with the feed; if the turn still runs, its reader left."""
         ...
+
+
+def interrupted(final: TurnCompleted | TurnFailed) -> TurnFailed:
+    """Relayed instead of a final event that came past a lost one: never a short answer."""
+    return TurnFailed(
+        correlation_id=final.correlation_id,
+        conversation_id=final.conversation_id,
+        turn_id=final.turn_id,
+        tenant_id=final.tenant_id,
+        user_id=final.user_id,
+        attempt=final.attempt,
+        seq=final.seq,
+        code="stream_interrupted",
+        message="Part of the answer was lost on its way; please retry.",
+        retryable=True,
+    )

@@ -39,7 +39,7 @@ class GeneratorSettings(BaseSettings):
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_s: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
-    ack_wait_s: float = Field(default=30.0, gt=0)
+    ack_wait_s: float = Field(default=3.0, gt=0)
     max_deliver: int = Field(default=3, ge=1)
     drain_grace_s: float = Field(
         default=25.0,

@@ -9,7 +9,7 @@ from nats.aio.msg import Msg
 from contracts import ChatRequest
 from contracts.subjects import CANCEL_GRACE_HEADER, parse_control_subject
 from services.generator.cancellation import CancelRegistry
-from services.generator.ports import EventSink, ModelProvider
+from services.generator.ports import EventSink, ModelProvider, TurnHistory
 from services.generator.service import generate_turn
 from services.runtime.worker import Delivery, Handler
 
@@ -17,7 +17,10 @@ __all__ = ["chat_request_handler", "control_handler"]
 
 
 def chat_request_handler(
-    provider: ModelProvider, sink: EventSink, cancels: CancelRegistry
+    provider: ModelProvider,
+    sink: EventSink,
+    cancels: CancelRegistry,
+    history: TurnHistory | None = None,
 ) -> Handler[ChatRequest]:
     async def handle(request: ChatRequest, delivery: Delivery) -> None:
         with cancels.running(request.turn_id):
@@ -27,6 +30,7 @@ def chat_request_handler(
                 provider,
                 sink,
                 was_cancelled=lambda: cancels.is_cancelled(request.turn_id),
+                history=history,
             )
 
     return handle

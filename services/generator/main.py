@@ -16,6 +16,7 @@ from contracts.subjects import (
 )
 from services.generator.adapters.nats_sink import NatsEventSink
 from services.generator.adapters.router import build_providers
+from services.generator.adapters.turn_history import StreamTurnHistory
 from services.generator.breaker import BreakerConfig
 from services.generator.cache import CachingProvider, KvResponseCache
 from services.generator.cancellation import CancelRegistry
@@ -84,7 +85,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             max_deliver=settings.max_deliver,
         ),
         ChatRequest.model_validate_json,
-        chat_request_handler(provider, NatsEventSink(bus), cancels),
+        chat_request_handler(provider, NatsEventSink(bus), cancels, StreamTurnHistory(bus.js)),
     )
     running = asyncio.create_task(worker.run())
     log.info("generator ready", extra={"models": sorted(catalog.models)})

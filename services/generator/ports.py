@@ -8,7 +8,7 @@ from typing import Protocol
 
 from contracts import ChatRequest, FinishReason, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 
-__all__ = ["EventSink", "ModelProvider", "StreamEnd", "TextChunk", "TurnEventOut"]
+__all__ = ["EventSink", "ModelProvider", "StreamEnd", "TextChunk", "TurnEventOut", "TurnHistory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +54,10 @@ class EventSink(Protocol):
 
     async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:
         """Send the turn's last event and wait until the bus has stored it."""
+        ...
+
+
+class TurnHistory(Protocol):
+    async def events(self, request: ChatRequest) -> list[TurnEventOut]:
+        """The events earlier attempts of this turn published, as the bus stored them."""
         ...

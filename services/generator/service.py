@@ -17,7 +17,8 @@ from contracts import (
     utc_now,
 )
 from services.generator.errors import ProviderError
-from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk
+from services.generator.lost_attempts import meter_lost_attempts
+from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk, TurnHistory
 
 __all__ = ["generate_turn"]
 
@@ -33,6 +34,7 @@ async def generate_turn(
     sink: EventSink,
     was_cancelled: Callable[[], bool] = lambda: False,
     now: datetime | None = None,
+    history: TurnHistory | None = None,
 ) -> None:
     """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed.
 
@@ -73,6 +75,11 @@ async def generate_turn(
             request, TurnCompleted(**envelope(), model=request.model, finish_reason="cancelled")
         )
         return
+
+    if history is not None:
+        await meter_lost_attempts(
+            request, attempt, history, sink, _estimated_prompt_tokens(request)
+        )
 
     chunks = 0
     prompt: TextChunk | None = None  # the chunk that told the prompt's size, if one did

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -21,6 +22,12 @@ PUBLISH_RETRY_WINDOW_S = 15.0
 _TRANSIENT = (NoStreamResponseError, ServiceUnavailableError, nats.errors.TimeoutError)
 
 
+# A server that stops answering (hung, or its host gone) is noticed after
+# _PING_INTERVAL_S * _MAX_OUTSTANDING_PINGS, not nats-py's default of minutes.
+_PING_INTERVAL_S = 2.0
+_MAX_OUTSTANDING_PINGS = 2
+
+
 class ElectionTolerantJetStream(JetStreamContext):
     """A JetStream context whose acked publishes ride out a leader election.
 
@@ -30,6 +37,15 @@ class ElectionTolerantJetStream(JetStreamContext):
     did land, the stream drops the retry as a duplicate, so the retry is safe.
     Without an id (e.g. KV compare-and-set) the error is the caller's to handle.
     """
+
+    def __init__(
+        self,
+        conn: Client,
+        timeout: float = 5.0,
+        retry_window_s: float = PUBLISH_RETRY_WINDOW_S,
+    ) -> None:
+        super().__init__(conn, timeout=timeout)
+        self._retry_window_s = retry_window_s
 
     async def publish(
         self,
@@ -43,7 +59,7 @@ class ElectionTolerantJetStream(JetStreamContext):
         if not headers or "Nats-Msg-Id" not in headers:
             return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + PUBLISH_RETRY_WINDOW_S
+        deadline = loop.time() + self._retry_window_s
         pause = 0.1
         while True:
             try:
@@ -63,6 +79,15 @@ class Bus:
         self.nc = nc
         self.js = js
         self.closing = False
+        self._reconnect_listeners: list[Callable[[], None]] = []
+
+    def on_reconnect(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each reconnect (core subscriptions missed what came meanwhile)."""
+        self._reconnect_listeners.append(listener)
+
+    def reconnected(self) -> None:
+        for listener in self._reconnect_listeners:
+            listener()
 
     @property
     def connected(self) -> bool:
@@ -85,8 +110,12 @@ def server_urls(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def connect(url: str, name: str) -> Bus:
-    """Connect to one server or a cluster (comma-separated URLs); reconnect forever."""
+async def connect(url: str, name: str, request_timeout_s: float | None = None) -> Bus:
+    """Connect to one server or a cluster (comma-separated URLs); reconnect forever.
+
+    `request_timeout_s` bounds every JetStream and KV call, publish retries included:
+    a caller that must answer a client quickly (the gateway) gives its own bound.
+    """
     bus: Bus | None = None
 
     async def on_error(exc: Exception) -> None:
@@ -98,6 +127,8 @@ async def connect(url: str, name: str) -> Bus:
 
     async def on_reconnected() -> None:
         log.info("bus reconnected")
+        if bus is not None:
+            bus.reconnected()
 
     nc = await nats.connect(
         # nats-py takes a list: a comma-separated string is refused as one bad URL.
@@ -108,6 +139,15 @@ async def connect(url: str, name: str) -> Bus:
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
+        ping_interval=_PING_INTERVAL_S,
+        max_outstanding_pings=_MAX_OUTSTANDING_PINGS,
     )
-    bus = Bus(nc, ElectionTolerantJetStream(nc))
+    js = (
+        ElectionTolerantJetStream(nc)
+        if request_timeout_s is None
+        else ElectionTolerantJetStream(
+            nc, timeout=request_timeout_s, retry_window_s=request_timeout_s
+        )
+    )
+    bus = Bus(nc, js)
     return bus

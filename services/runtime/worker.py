@@ -70,7 +70,9 @@ class WorkerConfig:
     subjects: tuple[str, ...]
     durable: str
     max_in_flight: int = 64
-    ack_wait_s: float = 30.0
+    # Short, so a dead replica's messages go to another one within seconds; a living
+    # one keeps its messages with in_progress beats at a quarter of this.
+    ack_wait_s: float = 3.0
     max_deliver: int = 5
     retry_delay_s: float = 1.0
 
@@ -118,6 +120,9 @@ class JetStreamWorker(Generic[T]):
     async def run(self) -> None:
         """Fetch and dispatch until stop(); returns after in-flight work is done."""
         c = self._config
+        # Created or updated in place: a consumer made by an older release takes the
+        # settings of this one (pull_subscribe alone would keep the old ones).
+        await self._js.add_consumer(c.stream, config=self.consumer_config())
         sub = await self._js.pull_subscribe(
             c.subjects[0], durable=c.durable, stream=c.stream, config=self.consumer_config()
         )
@@ -243,8 +248,9 @@ class JetStreamWorker(Generic[T]):
                 await asyncio.sleep(0.25)
 
     async def _keep_alive(self, msg: Msg) -> None:
-        # Long generations outlive ack_wait; tell the server we are still on it.
-        interval = self._config.ack_wait_s / 3
+        # Long generations outlive ack_wait; tell the server we are still on it, often
+        # enough that a busy event loop or a lost beat does not hand the work away.
+        interval = self._config.ack_wait_s / 4
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):

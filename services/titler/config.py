@@ -41,7 +41,7 @@ class TitlerSettings(BaseSettings):
     max_in_flight: int = Field(
         default=8, ge=1, description="Titles one replica makes at once (utility models are small)"
     )
-    ack_wait_s: float = Field(default=30.0, gt=0)
+    ack_wait_s: float = Field(default=3.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
     metrics_host: str = Field(
         default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"

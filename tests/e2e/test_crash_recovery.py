@@ -1,7 +1,8 @@
 """A generator killed mid-turn: the turn restarts elsewhere, or ends with a clean error.
 
-Runs its own stack with a 2 s ack wait, so JetStream redelivers the request to
-the restarted generator quickly; `tokenbus up` restarts a crashed generator.
+Runs its own stack of two generator replicas with the default ack wait, as
+production runs several: the dead one's turn moves to the other within seconds
+(`tokenbus up` also restarts the dead one).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import json
 import os
 import signal
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,9 +33,7 @@ LONG = {
 
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(
-        Path(tmp_path_factory.mktemp("crash")), env={"TOKENBUS_GENERATOR_ACK_WAIT_S": "2"}
-    ) as stack:
+    with running_stack(Path(tmp_path_factory.mktemp("crash")), "--generators", "2") as stack:
         yield stack
 
 
@@ -44,8 +45,13 @@ async def http(crash_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def kill_generator(stack: Stack) -> None:
-    os.kill(stack.pid("generator"), signal.SIGKILL)
+GENERATORS = ("generator1", "generator2")
+
+
+def kill_generator(stack: Stack, correlation_id: str) -> None:
+    """Kill the replica that is running the request (its log names the request's id)."""
+    [holder] = [name for name in GENERATORS if correlation_id in stack.log(name)]
+    os.kill(stack.pid(holder), signal.SIGKILL)
 
 
 async def test_a_turn_whose_generator_dies_restarts_with_a_reset_event(
@@ -53,23 +59,32 @@ async def test_a_turn_whose_generator_dies_restarts_with_a_reset_event(
 ) -> None:
     conversation_id = (await http.post("/v1/conversations", json={})).json()["id"]
     events: list[SseEvent] = []
+    killed_at = reset_after = 0.0
     async with (
         asyncio.timeout(90),
-        http.stream("POST", f"/v1/conversations/{conversation_id}/messages", json=LONG) as r,
+        http.stream(
+            "POST",
+            f"/v1/conversations/{conversation_id}/messages",
+            json=LONG,
+            headers={"X-Request-ID": (request_id := uuid.uuid4().hex)},
+        ) as r,
     ):
         async for event in sse(r):
             events.append(event)
-            if sum(e.event == "delta" for e in events) == 5 and not any(
-                e.event == "reset" for e in events
-            ):
-                kill_generator(crash_stack)
+            if sum(e.event == "delta" for e in events) == 5 and not killed_at:
+                kill_generator(crash_stack, request_id)
+                killed_at = time.monotonic()
+            if event.event == "reset":
+                reset_after = time.monotonic() - killed_at
             if event.event == "done":  # the answer is over (a title may follow)
                 break
 
     kinds = [e.event for e in events]
     assert "reset" in kinds, kinds
     reset_at = kinds.index("reset")
-    assert events[reset_at].data["attempt"] == 2
+    assert events[reset_at].data["attempt"] >= 2
+    # The dead generator's turn moves on within seconds, not after half a minute.
+    assert reset_after < 5.0, reset_after
     assert kinds[-1] == "done"
     after_reset = "".join(e.data["text"] for e in events[reset_at:] if e.event == "delta")
     assert after_reset
@@ -81,6 +96,18 @@ async def test_a_turn_whose_generator_dies_restarts_with_a_reset_event(
             await asyncio.sleep(0.1)
     # What is kept is the restarted answer, not a mix of both attempts.
     assert stored["messages"][-1]["content"] == after_reset
+    # Billed as both attempts: the provider made the dead attempt's tokens too.
+    relayed_before = sum(e.event == "delta" for e in events[:reset_at])
+    second = stored["messages"][-1]["usage"]["output_tokens"]
+    async with asyncio.timeout(15):
+        while (chat := await chat_output_tokens(http)) < relayed_before + second:
+            await asyncio.sleep(0.2)
+    assert chat >= relayed_before + second > second
+
+
+async def chat_output_tokens(http: httpx.AsyncClient) -> int:
+    rows = (await http.get("/v1/usage", params={"group_by": "purpose"})).json()["data"]
+    return sum(r["output_tokens"] for r in rows if r["purpose"] == "chat")
 
 
 async def test_an_openai_stream_whose_generator_dies_ends_with_a_clean_error(
@@ -94,16 +121,25 @@ async def test_an_openai_stream_whose_generator_dies_ends_with_a_clean_error(
         "stream": True,
     }
     lines: list[str] = []
+    killed_at = 0.0
     async with (
         asyncio.timeout(90),
-        http.stream("POST", "/v1/chat/completions", json=body) as response,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json=body,
+            headers={"X-Request-ID": (request_id := uuid.uuid4().hex)},
+        ) as response,
     ):
         async for line in response.aiter_lines():
             if not line.startswith("data: "):
                 continue
             lines.append(line)
-            if sum('"content":"' in x for x in lines) == 6:
-                kill_generator(crash_stack)
+            if sum('"content":"' in x for x in lines) == 6 and not killed_at:
+                kill_generator(crash_stack, request_id)
+                killed_at = time.monotonic()
+    ended_after = time.monotonic() - killed_at
+    assert ended_after < 5.0
     assert lines[-1] != "data: [DONE]"
     error = json.loads(lines[-1][len("data: ") :])["error"]
     assert error["code"] == "upstream_error"

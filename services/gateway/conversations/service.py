@@ -21,6 +21,7 @@ from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
+from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.conversations.sse import (
     InvalidEventId,
     format_item,
@@ -33,7 +34,7 @@ from services.gateway.conversations.titles import keep_title, wait_for_title, wa
 from services.gateway.errors import ApiError
 from services.gateway.replay import replay_turn
 from services.gateway.service import TurnEvents
-from services.gateway.turns import EventPosition, Heartbeat, TurnItem
+from services.gateway.turns import EventPosition, Heartbeat, TurnItem, TurnTranscript
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
 
@@ -206,15 +207,21 @@ def _titles_follow(item: TurnItem, answered: bool) -> bool:
     return answered and isinstance(item, TurnCompleted)
 
 
-async def stream_events(events: TurnEvents, title: TitleWait | None = None) -> AsyncIterator[bytes]:
+async def stream_events(
+    events: TurnEvents, keeper: AnswerKeeper, title: TitleWait | None = None
+) -> AsyncIterator[bytes]:
     """Typed SSE for a turn being produced; closing `events` handles a client that left."""
     request = events.request
+    transcript = TurnTranscript()
     answered, ended_well = False, False
     try:
         yield turn_started(request.conversation_id, request.turn_id, request.model)
         async for item in events:
+            transcript.add(item)
             answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
             ended_well = _titles_follow(item, answered)
+            if isinstance(item, TurnCompleted | TurnFailed):
+                await keeper.keep(item, transcript, request.gateway_id)
             yield format_item(item)
     finally:
         events.close()
@@ -273,17 +280,24 @@ async def resume_events(
     after: EventPosition,
     heartbeat_s: float,
     grace_s: float,
+    keeper: AnswerKeeper,
     title: TitleWait | None = None,
 ) -> AsyncIterator[bytes]:
     """Replay from the stream what came after `after`, then follow the turn live."""
     announce_attach(bus, conversation.id, turn_id)
+    # From the start, this reader sees the whole turn; from a resume point it does not.
+    transcript = TurnTranscript() if after == (0, 0) else None
     ended, answered, ended_well = False, False, False
     try:
         yield turn_started(conversation.id, turn_id, conversation.model)
         async for item in replay_turn(bus, conversation.id, turn_id, after, heartbeat_s):
+            if transcript is not None:
+                transcript.add(item)
             ended = ended or isinstance(item, TurnCompleted | TurnFailed)
             answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
             ended_well = _titles_follow(item, answered or after != (0, 0))
+            if isinstance(item, TurnCompleted | TurnFailed):
+                await keeper.keep(item, transcript)
             yield format_item(item)
     finally:
         if not ended:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from contracts import TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.openai_wire import completion_body
-from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript
+from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript, interrupted
 
 __all__ = ["JobError", "JobStatus", "TurnOutcome", "job_body", "job_view", "outcome_of"]
 
@@ -54,6 +54,10 @@ def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
                     "cancelled" if item.finish_reason == "cancelled" else "completed"
                 )
                 return TurnOutcome(status, transcript.text, transcript.usage, item)
+        lost = cursor.held_final()
+        if lost is not None:  # its final event came past a lost one: never a short answer
+            failure = interrupted(lost)
+            return TurnOutcome("failed", transcript.text, transcript.usage, None, _error(failure))
     status = "running" if started else "queued"
     return TurnOutcome(status, transcript.text, transcript.usage)
 

@@ -13,6 +13,7 @@ from contracts import new_id, utc_now
 from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation
+from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.conversations.service import (
     TitleWait,
     abandon_turn,
@@ -189,6 +190,7 @@ async def send_message(
                 (0, 0),
                 settings.heartbeat_s,
                 settings.resume_grace_s,
+                _keeper(state),
             )
         )
     try:
@@ -225,7 +227,11 @@ async def send_message(
             await state.idempotency.release(claim)
         raise
     title = _title_wait(state) if wants_title(plan.conversation, turn_id) else None
-    return _sse(stream_events(events, title), admitted.headers)
+    return _sse(stream_events(events, _keeper(state), title), admitted.headers)
+
+
+def _keeper(state: GatewayState) -> AnswerKeeper:
+    return AnswerKeeper(state.bus, state.conversations)
 
 
 def _title_wait(state: GatewayState) -> TitleWait | None:
@@ -261,6 +267,7 @@ async def attach(
             after,
             state.settings.heartbeat_s,
             state.settings.resume_grace_s,
+            _keeper(state),
             _title_wait(state),
         )
     )
