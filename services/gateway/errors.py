@@ -101,6 +101,12 @@ def _describe(exc: RequestValidationError) -> tuple[str, str | None, str]:
     return message, param, "invalid_value"
 
 
+def _body_unreadable(exc: StarletteHTTPException) -> bool:
+    # FastAPI answers a body json.loads cannot even start on (invalid UTF-8, nesting
+    # past the recursion limit) with a bare 400 raised from the decoding error.
+    return exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -119,6 +125,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _body_unreadable(exc):
+            ERRORS.labels("invalid_json").inc()
+            return JSONResponse(
+                error_body("The request body is not valid JSON.", 400, "invalid_json"),
+                status_code=400,
+            )
         ERRORS.labels(f"http_{exc.status_code}").inc()
         return JSONResponse(
             error_body(str(exc.detail), exc.status_code), status_code=exc.status_code

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from contracts import ChatMessage
 
@@ -61,6 +62,18 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=1, description="tokenbus produces one choice")
     user: StrictStr | None = Field(default=None, max_length=256)
+
+    @field_validator("stream_options")
+    @classmethod
+    def _only_with_stream(
+        cls, value: StreamOptions | None, info: ValidationInfo
+    ) -> StreamOptions | None:
+        # As OpenAI answers: stream_options set on a request that does not stream is a mistake.
+        if value is not None and info.data.get("stream") is not True:
+            raise PydanticCustomError(
+                "stream_options_without_stream", "allowed only when stream is true"
+            )
+        return value
 
     @field_validator("stop")
     @classmethod

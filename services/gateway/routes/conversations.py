@@ -252,8 +252,9 @@ async def attach(
     conversation_id: str,
     state: State,
     caller: Authenticated,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
-    last_event_id_query: Annotated[str | None, Query(alias="last_event_id", max_length=200)] = None,
+    # No length bound here: an id this API never sent is 400 invalid_last_event_id, however long.
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> StreamingResponse:
     """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
     conversation = await load_conversation(state.conversations, caller, conversation_id)
