@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from contracts import (
+    ChatMessage,
     ChatRequest,
     GenerationParams,
     TurnCompleted,
@@ -19,11 +20,12 @@ from contracts import (
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
+from services.gateway.conversations.service import estimate_tokens
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
-from services.runtime.catalog import Catalog
+from services.runtime.catalog import Catalog, ModelEntry
 
 __all__ = ["collect_completion", "stream_completion", "to_chat_request"]
 
@@ -38,6 +40,8 @@ def to_chat_request(
     entry = chat_model(catalog, body.model)
     limit = body.output_limit
     check_output_limit(entry, limit)
+    messages = tuple(m.to_contract() for m in body.messages)
+    _check_context(entry, messages, limit)
     turn_id = new_id()
     now = utc_now()
     return ChatRequest(
@@ -51,7 +55,7 @@ def to_chat_request(
         user_id=caller.user_id,
         key_id=caller.key_id,
         model=body.model,
-        messages=tuple(m.to_contract() for m in body.messages),
+        messages=messages,
         params=GenerationParams(
             max_tokens=limit,
             temperature=body.temperature,
@@ -61,6 +65,25 @@ def to_chat_request(
         ),
         deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
     )
+
+
+def _check_context(entry: ModelEntry, messages: tuple[ChatMessage, ...], limit: int | None) -> None:
+    """400 context_length_exceeded, before anything is queued, for a prompt that cannot fit.
+
+    Chat completions and jobs both come through here, so a job is refused at once
+    instead of failing at the provider later. The estimate is the conversations'
+    own (rough, ~4 characters a token); the provider still has the last word.
+    """
+    prompt = sum(estimate_tokens(m.content) for m in messages)
+    if prompt + (limit or 0) > entry.context_window:
+        room = f"; with max_tokens {limit} for the answer they" if limit else " and"
+        raise ApiError(
+            400,
+            f"The messages are about {prompt} tokens{room} do not fit this model's context "
+            f"of {entry.context_window} tokens.",
+            "context_length_exceeded",
+            "messages",
+        )
 
 
 def completion_id(turn: TurnRef) -> str:

@@ -83,3 +83,28 @@ async def test_stream_options_without_stream_true_is_refused_as_openai_does(
     response = await gateway.http.post(route, json=body)
     assert_error(response, 400, "invalid_value", "stream_options")
     assert await gateway.requests_published() == before
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/jobs"])
+@pytest.mark.parametrize(
+    ("content", "max_tokens"),
+    [
+        pytest.param("x" * 990_000, None, id="990-KB-message"),
+        # About 3,100 tokens of prompt: it fits 4,096, but not with 1,024 for the answer.
+        pytest.param("word " * 2_480, 1024, id="fits-only-without-the-answer"),
+    ],
+)
+async def test_a_prompt_that_cannot_fit_the_context_is_refused_before_it_is_queued(
+    gateway: Gateway, route: str, content: str, max_tokens: int | None
+) -> None:
+    before = await gateway.requests_published()
+    body: dict[str, object] = {
+        "model": "small",
+        "messages": [{"role": "user", "content": content}],
+    }
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    response = await gateway.http.post(route, json=body)
+    assert_error(response, 400, "context_length_exceeded", "messages")
+    assert "4096 tokens" in response.json()["error"]["message"]
+    assert await gateway.requests_published() == before
