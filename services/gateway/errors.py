@@ -9,6 +9,7 @@ import nats.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.metrics import ERRORS
@@ -16,6 +17,7 @@ from services.gateway.metrics import ERRORS
 __all__ = [
     "TURN_FAILURE_STATUS",
     "ApiError",
+    "ErrorBody",
     "bus_unavailable",
     "error_body",
     "install_error_handlers",
@@ -53,6 +55,19 @@ def _error_type(status: int) -> str:
     if status >= 500:
         return "api_error"
     return "invalid_request_error"
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, as the API document describes it (error_body builds it)."""
+
+    error: ErrorDetail
 
 
 def error_body(

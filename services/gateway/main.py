@@ -20,6 +20,7 @@ from contracts.subjects import (
     turn_kind_filter,
 )
 from services.gateway.admission import Admission
+from services.gateway.api_document import document_responses
 from services.gateway.backpressure import QueueMonitor
 from services.gateway.body_limit import BodyLimitMiddleware
 from services.gateway.config import GatewaySettings
@@ -127,7 +128,15 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
             await _bounded("relay", relay.stop())
             await _bounded("bus", bus.close())
 
-    app = FastAPI(title="tokenbus gateway", version="0.1.0", lifespan=lifespan)
+    # The documentation pages load their scripts from a CDN: off unless asked for.
+    docs = settings.api_docs
+    app = FastAPI(
+        title="tokenbus gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     # Added last = runs first: the request id is set (and answered) even for a 413,
     # and the metrics see every status the client sees.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -136,6 +145,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
     app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
+    document_responses(app)
     for module in (chat, conversations, jobs, models, usage, health, metrics, web):
         app.include_router(module.router)
     return app
