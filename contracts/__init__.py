@@ -16,6 +16,7 @@ from contracts.events import (
 )
 from contracts.keys import ApiKeyRecord, Limits, TenantRecord
 from contracts.titles import TITLE_MAX_CHARS, ConversationTitled, TitleRequest, TitleSource
+from contracts.tools import FunctionTool, ToolCall, ToolCallDelta, ToolChoice, ToolName
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,6 +28,7 @@ __all__ = [
     "ConversationTitled",
     "DeadLetter",
     "FinishReason",
+    "FunctionTool",
     "GenerationParams",
     "Limits",
     "Role",
@@ -34,6 +36,10 @@ __all__ = [
     "TitleRequest",
     "TitleSource",
     "Token",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolName",
     "TurnCompleted",
     "TurnDelta",
     "TurnEvent",

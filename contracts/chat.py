@@ -8,17 +8,33 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import BusMessage, Token
+from contracts.tools import FunctionTool, ToolCall, ToolChoice
 
 __all__ = ["ChatMessage", "ChatRequest", "GenerationParams", "Role"]
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 class ChatMessage(BaseModel):
+    """One message of the history; `tool` messages answer an assistant's tool call.
+
+    The tool fields are left out of the JSON while empty, so a message without
+    tools reads exactly as before.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = Field(
+        default=(), exclude_if=lambda v: not v, description="The calls of an assistant message"
+    )
+    tool_call_id: str | None = Field(
+        default=None,
+        max_length=256,
+        exclude_if=lambda v: v is None,
+        description="The call a `tool` message answers",
+    )
 
 
 class GenerationParams(BaseModel):
@@ -48,4 +64,13 @@ class ChatRequest(BusMessage):
     model: str = Field(min_length=1, max_length=256, description="Public model name")
     messages: tuple[ChatMessage, ...] = Field(min_length=1)
     params: GenerationParams = GenerationParams()
+    tools: tuple[FunctionTool, ...] = Field(
+        default=(), exclude_if=lambda v: not v, description="Functions the model may call"
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="None: the provider's default"
+    )
+    parallel_tool_calls: bool | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="None: the provider's default"
+    )
     deadline_at: datetime | None = Field(default=None, description="Give up after this instant")

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from contracts.base import BusMessage, Token
+from contracts.tools import ToolCallDelta
 
 __all__ = [
     "FinalTurnEvent",
@@ -26,7 +27,7 @@ __all__ = [
     "parse_turn_event",
 ]
 
-FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
+FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_calls"]
 
 
 class TurnEventBase(BusMessage):
@@ -39,10 +40,15 @@ class TurnEventBase(BusMessage):
 
 
 class TurnDelta(TurnEventBase):
-    """A chunk of assistant text, in order."""
+    """A chunk of assistant text, in order, and/or pieces of the tool calls the model makes."""
 
     type: Literal["turn.delta"] = "turn.delta"
     text: str
+    tool_calls: tuple[ToolCallDelta, ...] = Field(
+        default=(),
+        exclude_if=lambda v: not v,
+        description="Pieces of tool calls (text is then usually empty); absent when none",
+    )
 
 
 class TurnUsage(TurnEventBase):

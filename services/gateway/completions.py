@@ -56,6 +56,7 @@ def to_chat_request(
         key_id=caller.key_id,
         model=body.model,
         messages=messages,
+        **body.tool_fields,
         params=GenerationParams(
             max_tokens=limit,
             temperature=body.temperature,
@@ -102,7 +103,10 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
         async for item in events:
             if isinstance(item, TurnDelta):
                 sent_text = True
-                yield writer.delta(item.text)
+                if item.text:
+                    yield writer.delta(item.text)
+                if item.tool_calls:
+                    yield writer.tool_calls(item.tool_calls)
             elif isinstance(item, Heartbeat):
                 yield HEARTBEAT
             elif isinstance(item, Reset):
@@ -137,6 +141,7 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
                     item.finish_reason,
                     transcript.usage,
                     item.from_cache,
+                    transcript.tool_calls,
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

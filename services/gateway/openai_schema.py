@@ -6,12 +6,20 @@ fields we do read are validated strictly so bad input is a clear 400.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from contracts import ChatMessage
+from contracts import ChatMessage, FunctionTool, ToolCall, ToolChoice, ToolName
 
 __all__ = ["ChatCompletionRequest", "InputMessage", "StreamOptions", "TextPart"]
 
@@ -23,22 +31,93 @@ class TextPart(BaseModel):
     text: StrictStr
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: ToolName
+    arguments: StrictStr
+
+
+class InputToolCall(BaseModel):
+    """A call in an assistant message of the history, as OpenAI returned it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: StrictStr = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class InputMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # OpenAI's newer "developer" role is the system role under another name.
-    role: Literal["system", "developer", "user", "assistant"]
-    content: StrictStr | Annotated[list[TextPart], Field(min_length=1)]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # None only for an assistant message that just calls tools.
+    content: StrictStr | Annotated[list[TextPart], Field(min_length=1)] | None
     name: StrictStr | None = None
+    tool_calls: Annotated[list[InputToolCall], Field(min_length=1)] | None = None
+    tool_call_id: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> InputMessage:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise PydanticCustomError("tool_calls_role", "tool_calls belong to assistant messages")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise PydanticCustomError("tool_call_id_missing", "a tool message needs tool_call_id")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise PydanticCustomError(
+                "content_missing",
+                "content may be null only in an assistant message with tool_calls",
+            )
+        return self
 
     def to_contract(self) -> ChatMessage:
-        text = (
-            self.content
-            if isinstance(self.content, str)
-            else "".join(part.text for part in self.content)
-        )
+        content = self.content or ""
+        text = content if isinstance(content, str) else "".join(part.text for part in content)
         role = "system" if self.role == "developer" else self.role
-        return ChatMessage(role=role, content=text)
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+            for c in self.tool_calls or ()
+        )
+        return ChatMessage(
+            role=role, content=text, tool_calls=calls, tool_call_id=self.tool_call_id
+        )
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: ToolName
+    description: StrictStr | None = Field(default=None, max_length=10_000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class InputTool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+    def to_contract(self) -> FunctionTool:
+        f = self.function
+        return FunctionTool(
+            name=f.name, description=f.description, parameters=f.parameters, strict=f.strict
+        )
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: ToolName
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -61,6 +140,9 @@ class ChatCompletionRequest(BaseModel):
     stop: StrictStr | list[StrictStr] | None = None
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=1, description="tokenbus produces one choice")
+    tools: Annotated[list[InputTool], Field(max_length=128)] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     user: StrictStr | None = Field(default=None, max_length=256)
 
     @field_validator("stream_options")
@@ -74,6 +156,43 @@ class ChatCompletionRequest(BaseModel):
                 "stream_options_without_stream", "allowed only when stream is true"
             )
         return value
+
+    @field_validator("tools")
+    @classmethod
+    def _distinct_names(cls, value: list[InputTool] | None) -> list[InputTool] | None:
+        names = [t.function.name for t in value or ()]
+        if len(set(names)) < len(names):
+            raise PydanticCustomError("tools_duplicate", "each function name once")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _names_a_tool(
+        cls, value: str | NamedToolChoice | None, info: ValidationInfo
+    ) -> str | NamedToolChoice | None:
+        tools: list[InputTool] = info.data.get("tools") or []
+        if value is not None and value != "none" and not tools:
+            # As OpenAI answers: a choice among no tools is a mistake.
+            raise PydanticCustomError("tool_choice_without_tools", "allowed only with tools")
+        if isinstance(value, NamedToolChoice) and value.function.name not in {
+            t.function.name for t in tools
+        }:
+            raise PydanticCustomError("tool_choice_unknown", "names a function not in tools")
+        return value
+
+    @property
+    def tool_fields(self) -> dict[str, Any]:
+        """The tool part of the bus request."""
+        choice = self.tool_choice
+        return {
+            "tools": tuple(t.to_contract() for t in self.tools or ()),
+            "tool_choice": None
+            if choice is None
+            else ToolChoice(mode="function", name=choice.function.name)
+            if isinstance(choice, NamedToolChoice)
+            else ToolChoice(mode=choice),
+            "parallel_tool_calls": self.parallel_tool_calls,
+        }
 
     @field_validator("stop")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from contracts import FinishReason, TurnFailed, TurnUsage
+from contracts import FinishReason, ToolCall, ToolCallDelta, TurnFailed, TurnUsage
 from services.gateway.errors import error_body, turn_failure_status
 
 __all__ = ["DONE", "HEARTBEAT", "ChunkWriter", "completion_body", "usage_body"]
@@ -63,6 +63,22 @@ class ChunkWriter:
     def delta(self, text: str) -> bytes:
         return self._delta_prefix + orjson.dumps(text) + self._delta_suffix
 
+    def tool_calls(self, pieces: tuple[ToolCallDelta, ...]) -> bytes:
+        """Pieces of tool calls in OpenAI's streamed shape: id, type and name on a call's first."""
+        calls: list[dict[str, Any]] = []
+        for piece in pieces:
+            function: dict[str, Any] = {"arguments": piece.arguments}
+            call: dict[str, Any] = {"index": piece.index}
+            if piece.id is not None:
+                call["id"] = piece.id
+                call["type"] = "function"
+            if piece.name is not None:
+                function["name"] = piece.name
+            call["function"] = function
+            calls.append(call)
+        return self._event([{"index": 0, "delta": {"tool_calls": calls},
+                             "logprobs": None, "finish_reason": None}])  # fmt: skip
+
     def finish(self, reason: FinishReason, from_cache: bool = False) -> bytes:
         if from_cache:
             self._head["system_fingerprint"] = CACHE_FINGERPRINT
@@ -95,7 +111,16 @@ def completion_body(
     finish: FinishReason,
     usage: TurnUsage | None,
     from_cache: bool = False,
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        # As OpenAI answers a message that only calls tools: no text is null, not "".
+        message["content"] = text or None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in tool_calls
+        ]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -105,7 +130,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": _FINISH.get(finish, finish),
             }

@@ -6,7 +6,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from contracts import ChatRequest, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import (
+    ChatRequest,
+    ToolCall,
+    ToolCallDelta,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+)
 
 __all__ = [
     "EventPosition",
@@ -41,24 +49,56 @@ EventPosition = tuple[int, int]
 
 
 class TurnTranscript:
-    """A turn's text and usage as its items arrive; a reset drops what came before."""
+    """A turn's text, tool calls and usage as its items arrive; a reset drops what came before."""
 
     def __init__(self) -> None:
         self._parts: list[str] = []
+        self._calls: dict[int, _CallParts] = {}
         self.usage: TurnUsage | None = None
 
     def add(self, item: TurnItem) -> None:
         if isinstance(item, Reset):
             self._parts.clear()
+            self._calls.clear()
             self.usage = None
         elif isinstance(item, TurnDelta):
             self._parts.append(item.text)
+            for piece in item.tool_calls:
+                self._calls.setdefault(piece.index, _CallParts()).add(piece)
         elif isinstance(item, TurnUsage):
             self.usage = item
 
     @property
     def text(self) -> str:
         return "".join(self._parts)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The calls the model made, whole, in the order of their index."""
+        return tuple(parts.call() for _, parts in sorted(self._calls.items()))
+
+
+class _CallParts:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, piece: ToolCallDelta) -> None:
+        self.id = piece.id or self.id
+        self.name = piece.name or self.name
+        self.arguments.append(piece.arguments)
+
+    def call(self) -> ToolCall:
+        # A call always starts with its id and name; a provider that broke that rule
+        # still gets a well-formed call rather than a crash here.
+        return ToolCall(
+            id=self.id or "call_missing",
+            name=self.name or "unknown",
+            arguments="".join(self.arguments),
+        )
 
 
 class TurnCursor:

@@ -86,7 +86,8 @@ class CachingProvider:
         self._cache = cache
 
     def _ttl_s(self, request: ChatRequest) -> float | None:
-        if request.params.temperature != 0:
+        # With tools the answer may be calls, which the cache does not keep: ask the model.
+        if request.params.temperature != 0 or request.tools:
             return None
         entry = self._catalog.get(request.model)
         return None if entry is None else entry.cache_ttl_s

@@ -6,18 +6,29 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from contracts import ChatRequest, FinishReason, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import (
+    ChatRequest,
+    FinishReason,
+    ToolCallDelta,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+)
 
 __all__ = ["EventSink", "ModelProvider", "StreamEnd", "TextChunk", "TurnEventOut", "TurnHistory"]
 
 
 @dataclass(frozen=True, slots=True)
 class TextChunk:
+    """A piece of the answer: text, and/or pieces of tool calls (OpenAI's streamed shape)."""
+
     text: str
     # The prompt's size, when the provider tells it before the end (Anthropic does, at
     # the start): a stream cut short is then billed its exact input, not a guess.
     input_tokens: int | None = None
     cached_input_tokens: int = 0
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

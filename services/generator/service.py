@@ -93,7 +93,10 @@ async def generate_turn(
                     chunks += 1
                     if prompt is None and item.input_tokens is not None:
                         prompt = item
-                    await sink.emit(request, TurnDelta(**envelope(), text=item.text))
+                    await sink.emit(
+                        request,
+                        TurnDelta(**envelope(), text=item.text, tool_calls=item.tool_calls),
+                    )
                 else:
                     end = item
     except ProviderError as exc:

@@ -14,6 +14,7 @@ script is used up). Steps:
                                                    then send nothing
   {"kind": "hang_mid_stream", "tokens": 3}         stream 3 tokens, then send nothing
                                                    (the connection stays open)
+  {"kind": "tool_calls"}                           two interleaved tool calls, finish tool_calls
   {"kind": "reasoning"}                            as OpenAI's reasoning models: 400 for
                                                    max_tokens, stop or temperature; else ok
 A hang lasts until the client goes away. GET /_log answers how many chat requests
@@ -82,15 +83,29 @@ async def _until_gone(request: Request) -> None:
             await asyncio.sleep(0.1)
 
 
+# Two calls in one answer, their pieces interleaved, as OpenAI streams parallel calls.
+_TWO_CALLS: list[dict[str, Any]] = [
+    {"index": 0, "id": "call_w", "type": "function",
+     "function": {"name": "get_weather", "arguments": ""}},
+    {"index": 1, "id": "call_t", "type": "function",
+     "function": {"name": "get_time", "arguments": ""}},
+    {"index": 0, "function": {"arguments": '{"city": '}},
+    {"index": 1, "function": {"arguments": '{"zone": "UTC"}'}},
+    {"index": 0, "function": {"arguments": '"Paris"}'}},
+]  # fmt: skip
+
+
 class FaultyUpstream:
     def __init__(self) -> None:
         self.script: list[dict[str, Any]] = []
         self.requests = 0
+        self.bodies: list[dict[str, Any]] = []
         self.port = free_port()
         self.app = Starlette(
             routes=[
                 Route("/_script", self._set_script, methods=["POST"]),
                 Route("/_log", self._log),
+                Route("/_bodies", self._bodies),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/messages", self._messages, methods=["POST"]),
             ]
@@ -110,9 +125,13 @@ class FaultyUpstream:
     async def _log(self, request: Request) -> Response:
         return JSONResponse({"requests": self.requests})
 
+    async def _bodies(self, request: Request) -> Response:
+        return JSONResponse(self.bodies)
+
     async def _next_step(self, request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         self.requests += 1
         body = await request.json()
+        self.bodies.append(body)
         return body, self.script.pop(0) if self.script else {"kind": "ok"}
 
     async def _chat(self, request: Request) -> Response:
@@ -151,6 +170,14 @@ class FaultyUpstream:
         if kind == "malformed":
             yield _chunk(model, {"role": "assistant", "content": ""})
             yield b"data: {this is not json\n\n"
+            return
+        if kind == "tool_calls":
+            for piece in _TWO_CALLS:
+                yield _chunk(model, {"tool_calls": [piece]})
+                await asyncio.sleep(0.005)
+            yield _chunk(model, {}, "tool_calls")
+            yield _usage(model, 30, 12)
+            yield b"data: [DONE]\n\n"
             return
         tokens = int(step.get("tokens", 5))
         yield _chunk(model, {"role": "assistant", "content": ""})

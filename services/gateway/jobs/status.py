@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from contracts import TurnCompleted, TurnFailed, TurnUsage
+from contracts import ToolCall, TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.openai_wire import completion_body
 from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript, interrupted
@@ -36,6 +36,7 @@ class TurnOutcome:
     usage: TurnUsage | None = None
     final: TurnCompleted | None = None
     error: JobError | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
@@ -53,7 +54,9 @@ def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
                 status: JobStatus = (
                     "cancelled" if item.finish_reason == "cancelled" else "completed"
                 )
-                return TurnOutcome(status, transcript.text, transcript.usage, item)
+                return TurnOutcome(
+                    status, transcript.text, transcript.usage, item, None, transcript.tool_calls
+                )
         lost = cursor.held_final()
         if lost is not None:  # its final event came past a lost one: never a short answer
             failure = interrupted(lost)
@@ -94,7 +97,12 @@ def _result(job: JobRecord, outcome: TurnOutcome) -> dict[str, Any] | None:
     if final is None:
         return None
     body = completion_body(
-        f"chatcmpl-{job.turn_id}", final.model, outcome.text, final.finish_reason, outcome.usage
+        f"chatcmpl-{job.turn_id}",
+        final.model,
+        outcome.text,
+        final.finish_reason,
+        outcome.usage,
+        tool_calls=outcome.tool_calls,
     )
     # When the answer was made, not when it was read: every GET and the webhook agree.
     body["created"] = int(final.occurred_at.timestamp())

@@ -18,8 +18,9 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream
+from pydantic import ValidationError
 
-from contracts import ChatRequest, FinishReason
+from contracts import ChatMessage, ChatRequest, FinishReason, ToolCallDelta
 from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
@@ -38,8 +39,8 @@ _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
     "content_filter": "content_filter",
-    "tool_calls": "stop",
-    "function_call": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
 }
 
 
@@ -65,9 +66,10 @@ class OpenAIProvider:
         upstream_model = self._upstream_model
         body: dict[str, Any] = {
             "model": upstream_model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
+            **_tool_fields(request),
         }
         p = request.params
         if p.max_tokens is not None:
@@ -108,9 +110,9 @@ class OpenAIProvider:
                 reported_model = chunk.model or reported_model
                 if chunk.usage is not None:
                     input_tokens, output_tokens, cached = chunk.usage
-                if chunk.text:
+                if chunk.text or chunk.tool_calls:
                     idle.armed = True
-                    yield TextChunk(chunk.text)
+                    yield TextChunk(chunk.text or "", tool_calls=chunk.tool_calls)
                 if chunk.finish_reason is not None:
                     finish = _FINISH.get(chunk.finish_reason, "stop")
         except (openai.APIError, httpx2.HTTPError) as exc:
@@ -128,7 +130,7 @@ class OpenAIProvider:
 class ChunkParts:
     """The parts of one chat.completion.chunk the relay needs, read from its JSON."""
 
-    __slots__ = ("finish_reason", "model", "text", "usage")
+    __slots__ = ("finish_reason", "model", "text", "tool_calls", "usage")
 
     def __init__(
         self,
@@ -136,11 +138,13 @@ class ChunkParts:
         text: str | None,
         finish_reason: str | None,
         usage: tuple[int, int, int] | None,
+        tool_calls: tuple[ToolCallDelta, ...] = (),
     ) -> None:
         self.model = model
         self.text = text
         self.finish_reason = finish_reason
         self.usage = usage
+        self.tool_calls = tool_calls
 
     @classmethod
     def read(cls, data: object) -> ChunkParts:
@@ -156,9 +160,77 @@ class ChunkParts:
                 text(delta.get("content")),
                 text(choice.get("finish_reason")),
                 _usage(chunk.get("usage")),
+                _tool_call_pieces(delta.get("tool_calls")),
             )
         except Unreadable:
             raise unreadable_error() from None
+
+
+def _tool_call_pieces(value: object) -> tuple[ToolCallDelta, ...]:
+    """`delta.tool_calls`: pieces of calls, told apart by `index` (id and name come first)."""
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise Unreadable
+    pieces = []
+    for item in value:
+        call = mapping(item)
+        function = mapping(call.get("function") or {})
+        try:
+            pieces.append(
+                ToolCallDelta(
+                    index=count(call.get("index", 0)),
+                    id=text(call.get("id")),
+                    name=text(function.get("name")),
+                    arguments=text(function.get("arguments")) or "",
+                )
+            )
+        except ValidationError:
+            raise Unreadable from None
+    return tuple(pieces)
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """A history message in Chat Completions' shape, tool calls and results included."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": message.role,
+            # OpenAI's own shape for a message that only calls tools.
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _tool_fields(request: ChatRequest) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if request.tools:
+        fields["tools"] = [
+            {
+                "type": "function",
+                "function": tool.model_dump(exclude_none=True),
+            }
+            for tool in request.tools
+        ]
+    choice = request.tool_choice
+    if choice is not None:
+        fields["tool_choice"] = (
+            {"type": "function", "function": {"name": choice.name}}
+            if choice.mode == "function"
+            else choice.mode
+        )
+    if request.parallel_tool_calls is not None and request.tools:
+        fields["parallel_tool_calls"] = request.parallel_tool_calls
+    return fields
 
 
 def _usage(value: object) -> tuple[int, int, int] | None:
