@@ -14,10 +14,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from contracts import ChatMessage, ChatRequest, Limits, utc_now
+from contracts import ChatMessage, ChatRequest, FunctionTool, Limits, utc_now
 from contracts.subjects import SpendScope
 from services.gateway.caller import Caller
 from services.gateway.errors import ApiError
+from services.gateway.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.ratelimit import RateLimiter, RateWindow
 from services.runtime.budgets import Amount, Budgets, Overspent, seconds_until_midnight
 from services.runtime.catalog import ModelEntry
@@ -31,13 +32,20 @@ log = logging.getLogger("tokenbus.gateway")
 _RESERVATION_SLACK = timedelta(minutes=2)
 
 
-def worst_case_prompt_tokens(messages: tuple[ChatMessage, ...]) -> int:
+def worst_case_prompt_tokens(
+    messages: tuple[ChatMessage, ...], tools: tuple[FunctionTool, ...] = ()
+) -> int:
     """A deliberately high guess: 1 token per 3 UTF-8 bytes, plus chat-template overhead.
 
     Real tokenizers average about 4 bytes per token on English text; the margin
-    keeps a reservation above what the provider will actually count.
+    keeps a reservation above what the provider will actually count. Tool
+    definitions and calls are prompt too: the provider renders them into it.
     """
-    return 32 + sum(16 + math.ceil(len(m.content.encode()) / 3) for m in messages)
+    return (
+        32
+        + sum(16 + math.ceil(prompt_bytes(m) / 3) for m in messages)
+        + math.ceil(tools_bytes(tools) / 3)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,7 @@ class Admission:
             request = request.model_copy(
                 update={"params": request.params.model_copy(update={"max_tokens": output})}
             )
-        prompt = worst_case_prompt_tokens(request.messages)
+        prompt = worst_case_prompt_tokens(request.messages, request.tools)
         windows, throttled = await self._rates.take(
             caller.key_id,
             caller.key_limits.requests_per_minute,

@@ -9,6 +9,7 @@ from typing import Any
 from contracts import (
     ChatMessage,
     ChatRequest,
+    FunctionTool,
     GenerationParams,
     TurnCompleted,
     TurnDelta,
@@ -20,10 +21,10 @@ from contracts import (
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
-from services.gateway.conversations.service import estimate_tokens
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
+from services.gateway.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog, ModelEntry
 
@@ -41,7 +42,15 @@ def to_chat_request(
     limit = body.output_limit
     check_output_limit(entry, limit)
     messages = tuple(m.to_contract() for m in body.messages)
-    _check_context(entry, messages, limit)
+    if body.tools and not entry.tools:
+        raise ApiError(
+            400,
+            f"The model '{entry.name}' does not take tools.",
+            "unsupported_parameter",
+            "tools",
+        )
+    tool_fields = body.tool_fields
+    _check_context(entry, messages, tool_fields["tools"], limit)
     turn_id = new_id()
     now = utc_now()
     return ChatRequest(
@@ -56,7 +65,7 @@ def to_chat_request(
         key_id=caller.key_id,
         model=body.model,
         messages=messages,
-        **body.tool_fields,
+        **tool_fields,
         params=GenerationParams(
             max_tokens=limit,
             temperature=body.temperature,
@@ -68,14 +77,19 @@ def to_chat_request(
     )
 
 
-def _check_context(entry: ModelEntry, messages: tuple[ChatMessage, ...], limit: int | None) -> None:
+def _check_context(
+    entry: ModelEntry,
+    messages: tuple[ChatMessage, ...],
+    tools: tuple[FunctionTool, ...],
+    limit: int | None,
+) -> None:
     """400 context_length_exceeded, before anything is queued, for a prompt that cannot fit.
 
     Chat completions and jobs both come through here, so a job is refused at once
     instead of failing at the provider later. The estimate is the conversations'
     own (rough, ~4 characters a token); the provider still has the last word.
     """
-    prompt = sum(estimate_tokens(m.content) for m in messages)
+    prompt = sum(prompt_bytes(m) for m in messages) // 4 + len(messages) + tools_bytes(tools) // 4
     if prompt + (limit or 0) > entry.context_window:
         room = f"; with max_tokens {limit} for the answer they" if limit else " and"
         raise ApiError(

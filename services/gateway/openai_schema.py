@@ -6,9 +6,13 @@ fields we do read are validated strictly so bad input is a clear 400.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -85,12 +89,27 @@ class InputMessage(BaseModel):
         )
 
 
+def _check_parameters(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A function's parameters: a JSON Schema of an object, as OpenAI requires."""
+    if value is None:
+        return value
+    if value.get("type") != "object":
+        raise PydanticCustomError("parameters_not_object", "a JSON Schema of type object")
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise PydanticCustomError(
+            "parameters_not_schema", "not a JSON Schema: {reason}", {"reason": exc.message}
+        ) from None
+    return value
+
+
 class FunctionDefinition(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: ToolName
     description: StrictStr | None = Field(default=None, max_length=10_000)
-    parameters: dict[str, Any] | None = None
+    parameters: Annotated[dict[str, Any] | None, AfterValidator(_check_parameters)] = None
     strict: bool | None = None
 
 
@@ -155,6 +174,29 @@ class ChatCompletionRequest(BaseModel):
             raise PydanticCustomError(
                 "stream_options_without_stream", "allowed only when stream is true"
             )
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _tool_results_answer_calls(cls, value: list[InputMessage]) -> list[InputMessage]:
+        called: set[str] = set()
+        for n, message in enumerate(value):
+            for call in message.tool_calls or ():
+                try:
+                    json.loads(call.function.arguments)
+                except ValueError:
+                    raise PydanticCustomError(
+                        "arguments_not_json",
+                        "messages.{n}.tool_calls: arguments are not valid JSON",
+                        {"n": n},
+                    ) from None
+                called.add(call.id)
+            if message.role == "tool" and message.tool_call_id not in called:
+                raise PydanticCustomError(
+                    "tool_call_id_unknown",
+                    "messages.{n}.tool_call_id: answers no tool call of an earlier message",
+                    {"n": n},
+                )
         return value
 
     @field_validator("tools")

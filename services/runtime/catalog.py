@@ -55,6 +55,9 @@ class ModelEntry(BaseModel):
     # takes max_completion_tokens, not max_tokens, and needs room (and no newline stop)
     # to get past its thinking.
     reasoning: bool = False
+    # Whether the model takes function tools; a request with tools for one that does
+    # not is refused (400 unsupported_parameter), never answered as if they were absent.
+    tools: bool = True
 
     @model_validator(mode="after")
     def _openai_compatible_needs_a_url(self) -> ModelEntry:

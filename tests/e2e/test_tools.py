@@ -161,6 +161,21 @@ async def test_a_history_with_calls_and_their_results_reaches_the_model_as_sent(
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0"),
         ({"messages": [{"role": "user", "content": None}]}, "messages.0"),
         ({"tools": [TOOLS[0], TOOLS[0]]}, "tools"),
+        (
+            {"messages": [*ASK, {"role": "tool", "tool_call_id": "call_x", "content": "r"}]},
+            "messages",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"type": "string"}},
+                    }
+                ]
+            },
+            "tools.0",
+        ),
     ],
 )
 async def test_tool_fields_that_cannot_be_right_are_refused_with_400_naming_them(
