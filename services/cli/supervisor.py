@@ -1,10 +1,12 @@
 """Run a set of child processes as one unit: prefixed logs, ordered start, reverse stop.
 
-A child marked `restart` that dies is started again, like a process manager
-would (a crashed generator must not take the whole stack down); one that keeps
-dying, or any other child that dies, stops everything: a half-running stack is
-worse than none. Children get SIGTERM when the supervisor dies (Linux
-PR_SET_PDEATHSIG), so a killed supervisor leaves no orphans behind.
+A child that dies is started again, like a process manager would: the stack
+survives any one process dying, nats-server included (its JetStream data is on
+disk, and it comes back on the same port). Restarts wait a back-off, 0.5 s
+doubling up to 4 s, back to 0.5 s once a child has run for 30 s; a child that
+dies more than 5 times within a minute stops everything, saying so: a stack
+that cannot stay up is worse than none. Children get SIGTERM when the supervisor
+dies (Linux PR_SET_PDEATHSIG), so a killed supervisor leaves no orphans behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["ChildSpec", "StackFailed", "Supervisor"]
+__all__ = ["ChildSpec", "RestartPolicy", "StackFailed", "Supervisor", "describe_exit"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -44,7 +46,16 @@ class ChildSpec:
     ready: Callable[[], Awaitable[bool]] | None = None
     ready_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
-    restart: bool = False
+    restart: bool = True
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_per_minute: int = 5
+    first_backoff_s: float = 0.5
+    max_backoff_s: float = 4.0
+    healthy_after_s: float = 30.0
+    """A child that ran this long was healthy: its next restart waits the first back-off."""
 
 
 @dataclass
@@ -52,20 +63,33 @@ class _Child:
     spec: ChildSpec
     process: asyncio.subprocess.Process
     pump: asyncio.Task[None]
-    restarts: list[float] = field(default_factory=list)
+    backoff_s: float
+    started_at: float = field(default_factory=time.monotonic)
+    exits: list[float] = field(default_factory=list)
+    """When it died, over the last minute."""
 
 
-_MAX_RESTARTS_PER_MINUTE = 5
+def describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
 
 
 class Supervisor:
     def __init__(
-        self, log_dir: Path, out: TextIO = sys.stdout, pid_file: Path | None = None
+        self,
+        log_dir: Path,
+        out: TextIO = sys.stdout,
+        pid_file: Path | None = None,
+        policy: RestartPolicy = RestartPolicy(),
     ) -> None:
         self._log_dir = log_dir
         self._pid_file = pid_file
         self._out = out
+        self._policy = policy
         self._children: list[_Child] = []
+        self._watchers: list[asyncio.Task[str]] = []
         self._width = 10
 
     @property
@@ -75,7 +99,7 @@ class Supervisor:
     async def start(self, spec: ChildSpec) -> None:
         """Start one child and wait until it reports ready (or fail)."""
         process, pump = await self._spawn(spec)
-        self._children.append(_Child(spec, process, pump))
+        self._children.append(_Child(spec, process, pump, self._policy.first_backoff_s))
         if spec.ready is not None:
             await self._wait_ready(spec, process)
 
@@ -102,44 +126,83 @@ class Supervisor:
         return process, pump
 
     async def _wait_ready(self, spec: ChildSpec, process: asyncio.subprocess.Process) -> None:
+        if not await self._became_ready(spec, process):
+            if process.returncode is not None:
+                raise StackFailed(f"{spec.name} {describe_exit(process.returncode)} at start")
+            raise StackFailed(f"{spec.name} was not ready after {spec.ready_timeout_s:.0f}s")
+
+    async def _became_ready(self, spec: ChildSpec, process: asyncio.subprocess.Process) -> bool:
+        """True once `spec.ready` says so; False if the process exits or time runs out first."""
         assert spec.ready is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + spec.ready_timeout_s
-        while loop.time() < deadline:
-            if process.returncode is not None:
-                raise StackFailed(f"{spec.name} exited with code {process.returncode} at start")
+        while loop.time() < deadline and process.returncode is None:
             with contextlib.suppress(Exception):
                 if await spec.ready():
-                    return
+                    return True
             await asyncio.sleep(0.1)
-        raise StackFailed(f"{spec.name} was not ready after {spec.ready_timeout_s:.0f}s")
+        return False
 
     async def supervise(self) -> str:
-        """Restart children that may be restarted; return the name of one that may not."""
-        while True:
-            waits = {asyncio.create_task(c.process.wait()): c for c in self._children}
-            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                child = waits[task]
-                if not self._may_restart(child):
-                    return child.spec.name
-                self._out.write(
-                    f"{child.spec.name:<{self._width}}| exited with code "
-                    f"{child.process.returncode}; restarting\n"
-                )
-                child.process, child.pump = await self._spawn(child.spec)
+        """Restart children that die; return why the stack must stop, once it must."""
+        self._watchers = [asyncio.create_task(self._watch(c)) for c in self._children]
+        try:
+            done, _ = await asyncio.wait(self._watchers, return_when=asyncio.FIRST_COMPLETED)
+            return done.pop().result()
+        finally:
+            await self._stop_watching()
 
-    def _may_restart(self, child: _Child) -> bool:
-        if not child.spec.restart:
-            return False
-        now = time.monotonic()
-        child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-        return len(child.restarts) <= _MAX_RESTARTS_PER_MINUTE
+    async def _watch(self, child: _Child) -> str:
+        """Restart one child each time it dies, until it may not be restarted any more."""
+        name, policy = child.spec.name, self._policy
+        while True:
+            code = await child.process.wait()
+            now = time.monotonic()
+            if not child.spec.restart:
+                return f"{name} {describe_exit(code)}"
+            child.exits = [t for t in child.exits if now - t < 60] + [now]
+            if len(child.exits) > policy.max_per_minute:
+                return (
+                    f"{name} {describe_exit(code)}: {len(child.exits)} exits within a minute, "
+                    "not restarting it again"
+                )
+            if now - child.started_at >= policy.healthy_after_s:
+                child.backoff_s = policy.first_backoff_s
+            delay = child.backoff_s
+            child.backoff_s = min(delay * 2, policy.max_backoff_s)
+            self._say(name, f"{describe_exit(code)}; restarting in {delay:g}s")
+            await asyncio.sleep(delay)
+            try:
+                await self._respawn(child)
+            except OSError as exc:
+                return f"{name} could not be restarted ({type(exc).__name__}: {exc})"
+            self._say(name, f"restarted (pid {child.process.pid})")
+            if child.spec.ready is not None:
+                if await self._became_ready(child.spec, child.process):
+                    self._say(name, f"ready again after {time.monotonic() - now:.1f}s")
+                elif child.process.returncode is None:
+                    self._say(name, f"not ready {child.spec.ready_timeout_s:.0f}s after restart")
+
+    async def _respawn(self, child: _Child) -> None:
+        spawning = asyncio.ensure_future(self._spawn(child.spec))
+        try:
+            child.process, child.pump = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            # Stopping meanwhile: the new process must be known, so that it is stopped too.
+            with contextlib.suppress(Exception):
+                child.process, child.pump = await spawning
+            raise
+        child.started_at = time.monotonic()
+
+    async def _stop_watching(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._watchers = []
 
     async def stop_all(self) -> None:
         """SIGTERM in reverse start order, each given its grace period, then SIGKILL."""
+        await self._stop_watching()  # nothing is restarted from here on
         for child in reversed(self._children):
             process = child.process
             if process.returncode is None:
@@ -154,6 +217,10 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(child.pump, 2)
         self._children.clear()
+
+    def _say(self, name: str, text: str) -> None:
+        self._out.write(f"{name:<{self._width}}| {text}\n")
+        self._out.flush()
 
     async def _pump(self, name: str, stream: asyncio.StreamReader) -> None:
         prefix = f"{name:<{self._width}}| "

@@ -2,6 +2,8 @@
 
 nats-server (JetStream, file storage under the state dir), the embedded model
 server (unless an upstream is given), generator, titler, usage, and the gateway.
+Any of them that dies is restarted (see services.cli.supervisor), nats-server on
+the same ports and with the same store, so the others reconnect to it.
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ async def _http_ok(url: str) -> bool:
         return (await client.get(url)).status_code == 200
 
 
+async def _no_log(exc: Exception) -> None:
+    """A probe's failure is its answer: nats-py's default would log it with a traceback."""
+
+
 async def _has_consumer(nats_url: str, durable: str) -> bool:
-    nc = await nats.connect(nats_url, connect_timeout=1, allow_reconnect=False)
+    nc = await nats.connect(nats_url, connect_timeout=1, allow_reconnect=False, error_cb=_no_log)
     try:
         await nc.jetstream().consumer_info(_CONSUMERS[durable], durable)
         return True
@@ -137,7 +143,6 @@ def stack(options: UpOptions) -> Stack:
                     f"TOKENBUS_{service.upper()}_METRICS_PORT": str(metrics_port),
                 },
                 ready=functools.partial(_has_consumer, nats_server.url, service),
-                restart=True,
             )
         )
     port = _port(options.port)
@@ -213,14 +218,20 @@ async def run_up(options: UpOptions) -> int:
         metrics_file.write_text(json.dumps(planned.metrics_urls, indent=2))
         print(f"tokenbus metrics: {metrics_file}", flush=True)
         print(f"tokenbus is up: {planned.gateway_url}  (Ctrl-C to stop)", flush=True)
-        exited = asyncio.create_task(supervisor.supervise())
+        gave_up = asyncio.create_task(supervisor.supervise())
         stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if exited in done:
-            print(f"tokenbus: {exited.result()} exited; stopping the stack", file=sys.stderr)
+        done, _ = await asyncio.wait({gave_up, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if gave_up in done:
+            print(
+                f"tokenbus: {gave_up.result()}; stopping the stack "
+                f"(see {options.state_dir / 'logs'})",
+                file=sys.stderr,
+                flush=True,
+            )
             code = 1
-        for task in (exited, stopped):
+        for task in (gave_up, stopped):
             task.cancel()
+        await asyncio.gather(gave_up, stopped, return_exceptions=True)
     except StackFailed as exc:
         print(f"tokenbus: {exc}; see {options.state_dir / 'logs'}", file=sys.stderr)
         code = 1

@@ -94,15 +94,32 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def close(self) -> None:
-        """Drain so in-flight publishes and acks reach the server before exit."""
+        """Drain so in-flight publishes and acks reach the server before exit.
+
+        Without a server (reconnecting, or it never came back) there is nothing to
+        drain to: the connection is closed at once. Closing never raises, whatever
+        state the connection is in: shutdown goes on.
+        """
         self.closing = True
-        if self.nc.is_closed:
+        nc = self.nc
+        if nc.is_closed:
             return
+        if nc.is_connected:
+            try:
+                await nc.drain()
+                return
+            except Exception as exc:  # closing anyway; a failed drain must not block shutdown
+                log.warning("bus drain failed", extra={"error_type": type(exc).__name__})
+        if not nc.is_connected:
+            # What was buffered for the server cannot reach it, and nats-py 2.16 would
+            # write it into the dead socket while closing (RuntimeError under uvloop,
+            # and the rest of its cleanup skipped).
+            nc._pending = []
+            nc._pending_data_size = 0
         try:
-            await self.nc.drain()
-        except Exception as exc:  # closing anyway; a failed drain must not block shutdown
-            log.warning("bus drain failed", extra={"error_type": type(exc).__name__})
-            await self.nc.close()
+            await nc.close()
+        except Exception as exc:
+            log.warning("bus close failed", extra={"error_type": type(exc).__name__})
 
 
 def server_urls(url: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -12,7 +13,11 @@ __all__ = ["run_service", "until_stopped"]
 
 
 def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` on uvloop; `stop` is set by SIGTERM/SIGINT for a graceful exit."""
+    """Run `main(stop)` on uvloop; `stop` is set by SIGTERM/SIGINT for a graceful exit.
+
+    A failure that escapes `main` ends the process with code 1 and one log line
+    naming its type, not a traceback on stderr (tracebacks stay out of logs).
+    """
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -21,7 +26,11 @@ def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    uvloop.run(runner())
+    try:
+        uvloop.run(runner())
+    except Exception:
+        logging.getLogger("tokenbus.service").critical("service failed", exc_info=True)
+        raise SystemExit(1) from None
 
 
 async def until_stopped(stop: asyncio.Event, work: asyncio.Task[None]) -> None:

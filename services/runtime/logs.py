@@ -48,18 +48,38 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {
 }
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _without_traceback(message: str) -> tuple[str, str | None]:
+    """A message with a traceback written into it, cut before it; and the error's type.
+
+    uvicorn logs a failed ASGI lifespan so (starlette hands it the formatted
+    traceback as the failure's message).
+    """
+    head, _, trace = message.partition(_TRACEBACK)
+    lines = trace.strip().splitlines()
+    last = lines[-1] if lines else ""
+    name = last.split(":", 1)[0].strip().rsplit(".", 1)[-1]
+    text = f"{head.strip()} (traceback left out)" if head.strip() else "(traceback left out)"
+    return text, name if name.isidentifier() else None
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        message, traced_type = record.getMessage(), None
+        if _TRACEBACK in message:
+            message, traced_type = _without_traceback(message)
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": message,
         }
         if (correlation_id := _correlation_id.get()) is not None:
             entry["correlation_id"] = correlation_id
@@ -73,6 +93,8 @@ class JsonFormatter(logging.Formatter):
         # Tracebacks stay out on purpose: they can carry prompts, keys or provider bodies.
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
+        elif traced_type is not None:
+            entry["error_type"] = traced_type
         return orjson.dumps(entry, default=str).decode()
 
 
