@@ -144,3 +144,45 @@ async def test_an_openai_stream_whose_generator_dies_ends_with_a_clean_error(
     error = json.loads(lines[-1][len("data: ") :])["error"]
     assert error["code"] == "upstream_error"
     assert "retry" in error["message"]
+
+
+async def test_a_title_whose_titler_dies_comes_within_seconds_of_its_restart(
+    crash_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    old_pid = crash_stack.pid("titler")
+    conversation_id = (await http.post("/v1/conversations", json={})).json()["id"]
+    restarted_at = 0.0
+
+    async def restart_seen() -> None:
+        nonlocal restarted_at
+        # Restarted means the new process is consuming: it logs its model once ready.
+        while (
+            crash_stack.pid("titler") == old_pid
+            or crash_stack.log("titler").count("titles from") < 2
+        ):
+            await asyncio.sleep(0.05)
+        restarted_at = time.monotonic()
+
+    watcher: asyncio.Task[None] | None = None
+    async with (
+        asyncio.timeout(90),
+        http.stream(
+            "POST",
+            f"/v1/conversations/{conversation_id}/messages",
+            json={**LONG, "max_tokens": 60},
+        ) as r,
+    ):
+        async for event in sse(r):
+            if event.event == "delta" and watcher is None:
+                # The title is asked for when the answer is done: nobody is there to make it.
+                os.kill(old_pid, signal.SIGKILL)
+                watcher = asyncio.create_task(restart_seen())
+            if event.event == "title":
+                titled_at = time.monotonic()
+                break
+    assert watcher is not None
+    await watcher
+    print(f"title {titled_at - restarted_at:.2f}s after the titler's restart")
+    assert titled_at - restarted_at < 5.0, titled_at - restarted_at
+    stored = (await http.get(f"/v1/conversations/{conversation_id}")).json()
+    assert stored["title"] == event.data["title"]

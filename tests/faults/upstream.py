@@ -4,7 +4,8 @@ It speaks OpenAI's chat completions (POST /v1/chat/completions) and Anthropic's
 Messages API (POST /v1/messages), both streaming. POST /_script with a list of
 steps; each chat request, on either API, takes the next step (then "ok" once the
 script is used up). Steps:
-  {"kind": "ok", "tokens": 5}                      a normal stream with usage
+  {"kind": "ok", "tokens": 5}                      a normal stream with usage; "delay_s"
+                                                   paces its tokens (default 0.005)
   {"kind": "status", "status": 429, "retry_after": 1, "message": "..."}
   {"kind": "reset_after", "tokens": 3}             stream 3 tokens, then drop the connection
   {"kind": "malformed"}                            a chunk that is not JSON (OpenAI only)
@@ -183,7 +184,7 @@ class FaultyUpstream:
         yield _chunk(model, {"role": "assistant", "content": ""})
         for n in range(tokens):
             yield _chunk(model, {"content": f"tok{n} "})
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(float(step.get("delay_s", 0.005)))
         if kind == "reset_after":
             raise _Dropped
         if kind == "hang_mid_stream":
@@ -230,7 +231,7 @@ class FaultyUpstream:
         for n in range(tokens):
             delta = {"type": "text_delta", "text": f"tok{n} "}
             yield _event("content_block_delta", {"index": 0, "delta": delta})
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(float(step.get("delay_s", 0.005)))
         if kind == "reset_after":
             raise _Dropped
         if kind == "hang_mid_stream":
