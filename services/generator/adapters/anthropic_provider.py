@@ -8,8 +8,10 @@ from typing import Any
 import anthropic
 import httpx2
 from anthropic import AsyncAnthropic, AsyncStream
+from pydantic import ValidationError
 
-from contracts import ChatMessage, ChatRequest, FinishReason
+from contracts import ChatRequest, FinishReason, ToolCallDelta
+from services.generator.adapters.anthropic_request import to_anthropic_messages, tool_fields
 from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
@@ -22,34 +24,16 @@ from services.generator.adapters.sdk_errors import translate_sdk_error
 from services.generator.errors import ProviderError
 from services.generator.ports import StreamEnd, TextChunk
 
-__all__ = ["AnthropicProvider", "MessagesEvent", "to_anthropic_messages"]
+__all__ = ["AnthropicProvider", "MessagesEvent", "ToolUseBlocks", "to_anthropic_messages"]
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
     "refusal": "content_filter",
-    "tool_use": "stop",
+    "tool_use": "tool_calls",
     "pause_turn": "stop",
 }
-
-
-def to_anthropic_messages(
-    messages: tuple[ChatMessage, ...],
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """System prompts go to `system`; the rest must alternate and start with the user."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system") or None
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"] += "\n\n" + message.content
-        else:
-            turns.append({"role": message.role, "content": message.content})
-    if not turns or turns[0]["role"] != "user":
-        turns.insert(0, {"role": "user", "content": "(continue)"})
-    return system, turns
 
 
 class AnthropicProvider:
@@ -77,6 +61,7 @@ class AnthropicProvider:
             "max_tokens": p.max_tokens or self._max_output_tokens,
             "messages": messages,
             "stream": True,
+            **tool_fields(request),
         }
         if system:
             body["system"] = system
@@ -104,6 +89,7 @@ class AnthropicProvider:
         output_tokens: int | None = None
         finish: FinishReason | None = None
         model = self._upstream_model
+        calls = ToolUseBlocks()
         events = aiter(response)
         idle = IdleBound(self._idle_timeout_s)
         try:
@@ -116,21 +102,26 @@ class AnthropicProvider:
                 if event.kind == "message_start":
                     model = event.model or model
                     prompt = event.prompt
-                elif event.text:
-                    idle.armed = True
-                    if told:
-                        yield TextChunk(event.text)
-                    else:
-                        told = True
-                        yield TextChunk(
-                            event.text,
-                            prompt[0] if prompt else None,
-                            prompt[1] if prompt else 0,
-                        )
                 elif event.kind == "message_delta":
                     output_tokens = event.output_tokens
                     if event.stop_reason is not None:
                         finish = _FINISH.get(event.stop_reason, "stop")
+                else:
+                    piece = calls.piece(event)
+                    if not event.text and piece is None:
+                        continue
+                    idle.armed = True
+                    pieces = (piece,) if piece is not None else ()
+                    if told:
+                        yield TextChunk(event.text or "", tool_calls=pieces)
+                    else:
+                        told = True
+                        yield TextChunk(
+                            event.text or "",
+                            prompt[0] if prompt else None,
+                            prompt[1] if prompt else 0,
+                            tool_calls=pieces,
+                        )
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise translate_sdk_error(exc, mid_stream=prompt is not None) from None
         finally:
@@ -147,7 +138,17 @@ class AnthropicProvider:
 class MessagesEvent:
     """The parts of one Messages API stream event the relay needs, read from its JSON."""
 
-    __slots__ = ("kind", "model", "output_tokens", "prompt", "stop_reason", "text")
+    __slots__ = (
+        "block",
+        "kind",
+        "model",
+        "output_tokens",
+        "partial_json",
+        "prompt",
+        "stop_reason",
+        "text",
+        "tool_use",
+    )
 
     def __init__(self, kind: str | None) -> None:
         self.kind = kind
@@ -156,6 +157,12 @@ class MessagesEvent:
         self.text: str | None = None
         self.output_tokens: int | None = None
         self.stop_reason: str | None = None
+        self.block: int | None = None
+        """The content block a block event is about (Anthropic's index: text blocks count)."""
+        self.tool_use: tuple[str, str] | None = None
+        """(id, name) of a tool_use block that starts."""
+        self.partial_json: str | None = None
+        """A piece of a tool_use block's input, JSON text."""
 
     @classmethod
     def read(cls, data: object) -> MessagesEvent:
@@ -166,16 +173,83 @@ class MessagesEvent:
                 message = mapping(fields.get("message"))
                 event.model = text(message.get("model"))
                 event.prompt = _prompt(mapping(message.get("usage")))
+            elif event.kind == "content_block_start":
+                block = fields.get("content_block")
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    event.block = count(fields.get("index"))
+                    event.tool_use = (_required(block.get("id")), _required(block.get("name")))
             elif event.kind == "content_block_delta":
                 delta = mapping(fields.get("delta"))
                 if delta.get("type") == "text_delta":
                     event.text = text(delta.get("text"))
+                elif delta.get("type") == "input_json_delta":
+                    event.block = count(fields.get("index"))
+                    event.partial_json = _required(delta.get("partial_json"))
+            elif event.kind == "content_block_stop":
+                if "index" in fields:
+                    event.block = count(fields.get("index"))
             elif event.kind == "message_delta":
                 event.output_tokens = count(mapping(fields.get("usage")).get("output_tokens"))
                 event.stop_reason = text(mapping(fields.get("delta")).get("stop_reason"))
             return event
         except Unreadable:
             raise unreadable_error() from None
+
+
+class ToolUseBlocks:
+    """The tool_use blocks of one answer, as OpenAI's streamed tool-call pieces.
+
+    Anthropic numbers every content block, text ones too; OpenAI numbers the calls
+    alone (0, 1, ...), and its clients assemble a call by that number.
+    """
+
+    __slots__ = ("_argued", "_calls")
+
+    def __init__(self) -> None:
+        self._calls: dict[int, int] = {}  # content block -> call index
+        self._argued: set[int] = set()  # calls whose input has begun
+
+    def piece(self, event: MessagesEvent) -> ToolCallDelta | None:
+        """The piece a block event adds to a call, if any."""
+        if event.block is None:
+            return None
+        if event.tool_use is not None:
+            if event.block in self._calls:
+                raise unreadable_error()
+            index = self._calls[event.block] = len(self._calls)
+            call_id, name = event.tool_use
+            return _delta(index, call_id, name)
+        index_of = self._calls.get(event.block)
+        if event.partial_json is not None:
+            if index_of is None:
+                raise unreadable_error()
+            if not event.partial_json:
+                return None
+            self._argued.add(index_of)
+            return _delta(index_of, arguments=event.partial_json)
+        if event.kind == "content_block_stop" and index_of is not None:
+            # A call without input streams no JSON; OpenAI's arguments are then `{}`.
+            done_without_input = index_of not in self._argued
+            self._argued.add(index_of)
+            if done_without_input:
+                return _delta(index_of, arguments="{}")
+        return None
+
+
+def _delta(
+    index: int, call_id: str | None = None, name: str | None = None, arguments: str = ""
+) -> ToolCallDelta:
+    try:
+        return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments)
+    except ValidationError:
+        raise unreadable_error() from None
+
+
+def _required(value: object) -> str:
+    found = text(value)
+    if found is None:
+        raise Unreadable
+    return found
 
 
 def _prompt(usage: dict[str, object]) -> tuple[int, int]:
