@@ -29,7 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--model-port", type=int, default=8081)
     up.add_argument(
         "--upstream-url",
-        help="OpenAI-compatible base URL to use instead of the embedded model",
+        help="base URL of a model API to use instead of the embedded model "
+        "(OpenAI-compatible unless --upstream-provider says otherwise)",
+    )
+    up.add_argument(
+        "--upstream-provider",
+        choices=["openai-compatible", "anthropic"],
+        default="openai-compatible",
+        help="with --upstream-url: the API it speaks; for anthropic, the URL is the "
+        "Messages API's base, without /v1 (default openai-compatible)",
     )
     up.add_argument("--model", help="with --upstream-url: the public model name to serve")
     up.add_argument("--catalog", type=Path, help="model catalog (TOML) instead of the default")
@@ -51,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             nats_port=args.nats_port,
             model_port=args.model_port,
             upstream_url=args.upstream_url,
+            upstream_provider=args.upstream_provider,
             model=args.model,
             catalog=args.catalog,
             generators=max(1, args.generators),

@@ -16,6 +16,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import nats
@@ -41,6 +42,7 @@ class UpOptions:
     nats_port: int = 4222
     model_port: int = 8081
     upstream_url: str | None = None
+    upstream_provider: Literal["openai-compatible", "anthropic"] = "openai-compatible"
     model: str | None = None
     catalog: Path | None = None
     generators: int = 1
@@ -122,7 +124,12 @@ def stack(options: UpOptions) -> Stack:
     else:
         upstream_url = options.upstream_url
         catalog_env["TOKENBUS_CATALOG_PATH"] = str(
-            _single_model_catalog(options.state_dir, upstream_url, options.model or "upstream")
+            _single_model_catalog(
+                options.state_dir,
+                upstream_url,
+                options.model or "upstream",
+                options.upstream_provider,
+            )
         )
 
     bus_env = {"TOKENBUS_NATS_URL": nats_server.url, **catalog_env}
@@ -164,12 +171,14 @@ def stack(options: UpOptions) -> Stack:
     return Stack(nats_server, specs, gateway_url, upstream_url, metrics_urls)
 
 
-def _single_model_catalog(state_dir: Path, base_url: str, model: str) -> Path:
-    """A catalog of one OpenAI-compatible model, for `--upstream-url`."""
+def _single_model_catalog(
+    state_dir: Path, base_url: str, model: str, provider: str = "openai-compatible"
+) -> Path:
+    """A catalog of one model, for `--upstream-url` (and `--upstream-provider`)."""
     path = state_dir / "catalog.toml"
     path.write_text(
         f"[models.{json.dumps(model)}]\n"
-        'provider = "openai-compatible"\n'
+        f"provider = {json.dumps(provider)}\n"
         f"base_url = {json.dumps(base_url)}\n"
         f"upstream_model = {json.dumps(model)}\n"
         "context_window = 32768\n"

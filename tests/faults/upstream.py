@@ -16,10 +16,14 @@ script is used up). Steps:
   {"kind": "hang_mid_stream", "tokens": 3}         stream 3 tokens, then send nothing
                                                    (the connection stays open)
   {"kind": "tool_calls"}                           two interleaved tool calls, finish tool_calls
+                                                   (OpenAI only)
+  {"kind": "tool_use"}                             a text block, then two tool_use blocks with
+                                                   input_json_delta pieces, stop_reason
+                                                   tool_use (Anthropic only)
   {"kind": "reasoning"}                            as OpenAI's reasoning models: 400 for
                                                    max_tokens, stop or temperature; else ok
 A hang lasts until the client goes away. GET /_log answers how many chat requests
-arrived.
+arrived; GET /_bodies, their JSON bodies in order.
 """
 
 from __future__ import annotations
@@ -93,6 +97,31 @@ _TWO_CALLS: list[dict[str, Any]] = [
     {"index": 0, "function": {"arguments": '{"city": '}},
     {"index": 1, "function": {"arguments": '{"zone": "UTC"}'}},
     {"index": 0, "function": {"arguments": '"Paris"}'}},
+]  # fmt: skip
+
+
+# A text block, then two tool_use blocks, as the Messages API streams them: Anthropic
+# numbers content blocks (the text one too), starts each input with an empty piece
+# and sends pings in between.
+_TEXT_THEN_TWO_TOOL_USES: list[tuple[str, dict[str, Any]]] = [
+    ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Let me check."}}),
+    ("content_block_stop", {"index": 0}),
+    ("content_block_start", {"index": 1, "content_block": {
+        "type": "tool_use", "id": "toolu_w", "name": "get_weather", "input": {}}}),
+    ("content_block_delta", {"index": 1, "delta": {
+        "type": "input_json_delta", "partial_json": ""}}),
+    ("ping", {}),
+    ("content_block_delta", {"index": 1, "delta": {
+        "type": "input_json_delta", "partial_json": '{"city": '}}),
+    ("content_block_delta", {"index": 1, "delta": {
+        "type": "input_json_delta", "partial_json": '"Paris"}'}}),
+    ("content_block_stop", {"index": 1}),
+    ("content_block_start", {"index": 2, "content_block": {
+        "type": "tool_use", "id": "toolu_t", "name": "get_time", "input": {}}}),
+    ("content_block_delta", {"index": 2, "delta": {
+        "type": "input_json_delta", "partial_json": '{"zone": "UTC"}'}}),
+    ("content_block_stop", {"index": 2}),
 ]  # fmt: skip
 
 
@@ -222,9 +251,17 @@ class FaultyUpstream:
             "model": model,
             "content": [],
             "stop_reason": None,
-            "usage": {"input_tokens": 7, "output_tokens": 0},
+            "usage": {"input_tokens": 30 if kind == "tool_use" else 7, "output_tokens": 0},
         }
         yield _event("message_start", {"message": message})
+        if kind == "tool_use":
+            for name, data in _TEXT_THEN_TWO_TOOL_USES:
+                yield _event(name, data)
+                await asyncio.sleep(0.005)
+            stop = {"stop_reason": "tool_use", "stop_sequence": None}
+            yield _event("message_delta", {"delta": stop, "usage": {"output_tokens": 12}})
+            yield _event("message_stop", {})
+            return
         yield _event(
             "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
         )
