@@ -51,6 +51,10 @@ class CancelRegistry:
         expires = self._cancelled.get(turn_id)
         return expires is not None and expires > time.monotonic()
 
+    def task_of(self, turn_id: str) -> asyncio.Task[object] | None:
+        """The task producing `turn_id` in this process, if one is."""
+        return self._running.get(turn_id)
+
     @contextmanager
     def running(self, turn_id: str) -> Iterator[None]:
         """Mark the current task as the one producing `turn_id`."""

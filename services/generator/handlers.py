@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
@@ -15,6 +17,8 @@ from services.runtime.worker import Delivery, Handler
 
 __all__ = ["chat_request_handler", "control_handler"]
 
+log = logging.getLogger("tokenbus.generator")
+
 
 def chat_request_handler(
     provider: ModelProvider,
@@ -23,6 +27,13 @@ def chat_request_handler(
     history: TurnHistory | None = None,
 ) -> Handler[ChatRequest]:
     async def handle(request: ChatRequest, delivery: Delivery) -> None:
+        if (live := cancels.task_of(request.turn_id)) is not None:
+            # Redelivered while this replica still runs it (its beats were lost, say in a
+            # leader election): starting it again would end the turn twice. This delivery
+            # is acked once the running attempt is done, as that one is.
+            log.info("redelivered while running here", extra={"turn_id": request.turn_id})
+            await asyncio.wait({live})
+            return
         with cancels.running(request.turn_id):
             await generate_turn(
                 request,

@@ -5,6 +5,10 @@ provider billed the prompt and every token it streamed. The attempt that takes
 the turn over reads the earlier attempts' events back from the bus and reports,
 on behalf of each one that ended without usage, what it relayed: estimated, and
 marked so. A restarted turn is then metered as the sum of its attempts.
+
+The same read tells a redelivery whose turn already ended (its generator
+finished, but the ack was lost, say in a leader election) from a turn whose
+generator died: the first is dropped, or the turn would end twice.
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from contracts import ChatRequest, TurnDelta, TurnUsage
+from contracts import ChatRequest, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 from services.generator.ports import EventSink, TurnEventOut, TurnHistory
 
-__all__ = ["AttemptTally", "meter_lost_attempts", "unmetered_attempts"]
+__all__ = [
+    "AttemptTally",
+    "earlier_events",
+    "meter_lost_attempts",
+    "turn_ended",
+    "unmetered_attempts",
+]
 
 log = logging.getLogger("tokenbus.generator")
 
@@ -43,21 +53,32 @@ def unmetered_attempts(events: list[TurnEventOut], before: int) -> list[AttemptT
     return [t for _, t in sorted(tallies.items()) if not t.metered and t.chunks]
 
 
+async def earlier_events(
+    request: ChatRequest, attempt: int, history: TurnHistory
+) -> list[TurnEventOut]:
+    """What the turn's attempts before this one published; empty for a first attempt."""
+    if attempt <= 1:
+        return []
+    try:
+        return [e for e in await history.events(request) if e.attempt < attempt]
+    except Exception as exc:  # reading back must never stop the turn itself
+        log.warning("earlier attempts not read", extra={"error_type": type(exc).__name__})
+        return []
+
+
+def turn_ended(earlier: list[TurnEventOut]) -> bool:
+    return any(isinstance(e, TurnCompleted | TurnFailed) for e in earlier)
+
+
 async def meter_lost_attempts(
     request: ChatRequest,
+    earlier: list[TurnEventOut],
     attempt: int,
-    history: TurnHistory,
     sink: EventSink,
     estimate_prompt: int,
 ) -> None:
     """Report the usage that earlier, dead attempts of this turn could not."""
-    if attempt <= 1:
-        return
-    try:
-        lost = unmetered_attempts(await history.events(request), before=attempt)
-    except Exception as exc:  # metering must never stop the turn itself
-        log.warning("earlier attempts not read", extra={"error_type": type(exc).__name__})
-        return
+    lost = unmetered_attempts(earlier, before=attempt)
     for tally in lost:
         usage = TurnUsage(
             correlation_id=request.correlation_id,

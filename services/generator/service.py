@@ -17,7 +17,7 @@ from contracts import (
     utc_now,
 )
 from services.generator.errors import ProviderError
-from services.generator.lost_attempts import meter_lost_attempts
+from services.generator.lost_attempts import earlier_events, meter_lost_attempts, turn_ended
 from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk, TurnHistory
 
 __all__ = ["generate_turn"]
@@ -58,6 +58,11 @@ async def generate_turn(
     async def meter(usage: dict[str, object]) -> None:
         await sink.emit(request, TurnUsage(**envelope(), key_id=request.key_id, **usage))
 
+    earlier = [] if history is None else await earlier_events(request, attempt, history)
+    if turn_ended(earlier):
+        log.info("turn already ended; redelivery dropped", extra={"turn_id": request.turn_id})
+        return
+
     remaining = _seconds_left(request, now or utc_now())
     if remaining is not None and remaining <= 0:
         await meter(_nothing_used(request))
@@ -76,9 +81,9 @@ async def generate_turn(
         )
         return
 
-    if history is not None:
+    if earlier:
         await meter_lost_attempts(
-            request, attempt, history, sink, _estimated_prompt_tokens(request)
+            request, earlier, attempt, sink, _estimated_prompt_tokens(request)
         )
 
     chunks = 0
