@@ -25,6 +25,7 @@ from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
 from services.gateway.prompt_size import prompt_bytes, tools_bytes
+from services.gateway.tool_schema import check_tools_supported
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog, ModelEntry
 
@@ -42,14 +43,8 @@ def to_chat_request(
     limit = body.output_limit
     check_output_limit(entry, limit)
     messages = tuple(m.to_contract() for m in body.messages)
-    if body.tools and not entry.tools:
-        raise ApiError(
-            400,
-            f"The model '{entry.name}' does not take tools.",
-            "unsupported_parameter",
-            "tools",
-        )
     tool_fields = body.tool_fields
+    check_tools_supported(entry, tool_fields["tools"])
     _check_context(entry, messages, tool_fields["tools"], limit)
     turn_id = new_id()
     now = utc_now()

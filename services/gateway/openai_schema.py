@@ -9,10 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +20,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from contracts import ChatMessage, FunctionTool, ToolCall, ToolChoice, ToolName
+from contracts import ChatMessage, ToolCall, ToolName
+from services.gateway.tool_schema import (
+    ToolChoiceInput,
+    ToolOffer,
+    to_tool_choice,
+    tool_choice_problem,
+)
 
 __all__ = ["ChatCompletionRequest", "InputMessage", "StreamOptions", "TextPart"]
 
@@ -89,63 +92,13 @@ class InputMessage(BaseModel):
         )
 
 
-def _check_parameters(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A function's parameters: a JSON Schema of an object, as OpenAI requires."""
-    if value is None:
-        return value
-    if value.get("type") != "object":
-        raise PydanticCustomError("parameters_not_object", "a JSON Schema of type object")
-    try:
-        validator_for(value).check_schema(value)
-    except SchemaError as exc:
-        raise PydanticCustomError(
-            "parameters_not_schema", "not a JSON Schema: {reason}", {"reason": exc.message}
-        ) from None
-    return value
-
-
-class FunctionDefinition(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: ToolName
-    description: StrictStr | None = Field(default=None, max_length=10_000)
-    parameters: Annotated[dict[str, Any] | None, AfterValidator(_check_parameters)] = None
-    strict: bool | None = None
-
-
-class InputTool(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    type: Literal["function"]
-    function: FunctionDefinition
-
-    def to_contract(self) -> FunctionTool:
-        f = self.function
-        return FunctionTool(
-            name=f.name, description=f.description, parameters=f.parameters, strict=f.strict
-        )
-
-
-class NamedFunction(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: ToolName
-
-
-class NamedToolChoice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    type: Literal["function"]
-    function: NamedFunction
-
-
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(ToolOffer):
     model_config = ConfigDict(extra="ignore")
 
     model: StrictStr = Field(min_length=1, max_length=256)
@@ -159,9 +112,6 @@ class ChatCompletionRequest(BaseModel):
     stop: StrictStr | list[StrictStr] | None = None
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=1, description="tokenbus produces one choice")
-    tools: Annotated[list[InputTool], Field(max_length=128)] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
     user: StrictStr | None = Field(default=None, max_length=256)
 
     @field_validator("stream_options")
@@ -199,40 +149,22 @@ class ChatCompletionRequest(BaseModel):
                 )
         return value
 
-    @field_validator("tools")
-    @classmethod
-    def _distinct_names(cls, value: list[InputTool] | None) -> list[InputTool] | None:
-        names = [t.function.name for t in value or ()]
-        if len(set(names)) < len(names):
-            raise PydanticCustomError("tools_duplicate", "each function name once")
-        return value
-
     @field_validator("tool_choice")
     @classmethod
-    def _names_a_tool(
-        cls, value: str | NamedToolChoice | None, info: ValidationInfo
-    ) -> str | NamedToolChoice | None:
-        tools: list[InputTool] = info.data.get("tools") or []
-        if value is not None and value != "none" and not tools:
-            # As OpenAI answers: a choice among no tools is a mistake.
-            raise PydanticCustomError("tool_choice_without_tools", "allowed only with tools")
-        if isinstance(value, NamedToolChoice) and value.function.name not in {
-            t.function.name for t in tools
-        }:
-            raise PydanticCustomError("tool_choice_unknown", "names a function not in tools")
+    def _tool_choice_fits(
+        cls, value: ToolChoiceInput | None, info: ValidationInfo
+    ) -> ToolChoiceInput | None:
+        names = {t.function.name for t in info.data.get("tools") or ()}
+        if (problem := tool_choice_problem(value, names)) is not None:
+            raise PydanticCustomError("tool_choice", problem)
         return value
 
     @property
     def tool_fields(self) -> dict[str, Any]:
         """The tool part of the bus request."""
-        choice = self.tool_choice
         return {
-            "tools": tuple(t.to_contract() for t in self.tools or ()),
-            "tool_choice": None
-            if choice is None
-            else ToolChoice(mode="function", name=choice.function.name)
-            if isinstance(choice, NamedToolChoice)
-            else ToolChoice(mode=choice),
+            "tools": self.tool_contracts,
+            "tool_choice": to_tool_choice(self.tool_choice),
             "parallel_tool_calls": self.parallel_tool_calls,
         }
 

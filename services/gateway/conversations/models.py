@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import ChatMessage, Token, utc_now
+from contracts import ChatMessage, FunctionTool, Token, ToolCall, utc_now
 
 __all__ = ["Conversation", "MessageStatus", "StoredMessage", "TokenCounts"]
 
@@ -28,10 +28,14 @@ class TokenCounts(BaseModel):
 
 
 class StoredMessage(BaseModel):
+    """A message of the conversation; the tool fields are left out while empty."""
+
     model_config = ConfigDict(frozen=True)
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = Field(default=(), exclude_if=lambda v: not v)
+    tool_call_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
     turn_id: Token | None = None
     status: MessageStatus = "complete"
     created_at: datetime = Field(default_factory=utc_now)
@@ -50,6 +54,7 @@ class Conversation(BaseModel):
     title: str | None = None
     title_source: Literal["user", "model", "fallback"] | None = None
     system: str | None = None
+    tools: tuple[FunctionTool, ...] = Field(default=(), exclude_if=lambda v: not v)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     messages: tuple[StoredMessage, ...] = ()
@@ -64,15 +69,37 @@ class Conversation(BaseModel):
         )
 
     def context(self) -> tuple[ChatMessage, ...]:
-        """What the model sees: the system prompt and every kept turn."""
-        prior = tuple(
-            ChatMessage(role=m.role, content=m.content)
-            for m in self.messages
-            if m.status != "failed" and m.content
-        )
+        """What the model sees: the system prompt and every kept turn.
+
+        Tool calls go in only with their results: calls the client moved past (it
+        sent a plain message instead) are left out, since no provider takes an
+        unanswered call followed by anything but its result.
+        """
+        answered = {m.tool_call_id for m in self.messages if m.role == "tool"}
+        prior: list[ChatMessage] = []
+        for m in self.messages:
+            if m.status == "failed":
+                continue
+            calls = m.tool_calls if all(c.id in answered for c in m.tool_calls) else ()
+            if m.content or calls or m.role == "tool":
+                prior.append(
+                    ChatMessage(
+                        role=m.role,
+                        content=m.content,
+                        tool_calls=calls,
+                        tool_call_id=m.tool_call_id,
+                    )
+                )
         if self.system:
             return (ChatMessage(role="system", content=self.system), *prior)
-        return prior
+        return tuple(prior)
+
+    def pending_tool_calls(self) -> tuple[ToolCall, ...]:
+        """The calls of the last answer, when it asked for tools (no result has come yet)."""
+        last = self.messages[-1] if self.messages else None
+        if last is None or last.role != "assistant" or last.status != "complete":
+            return ()
+        return last.tool_calls
 
     def last_turn_id(self) -> str | None:
         for message in reversed(self.messages):

@@ -119,11 +119,14 @@ async def record_answer(
         if usage is None
         else TokenCounts(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
     )
+    status = _status(final)
     answer = StoredMessage(
         role="assistant",
         content=transcript.text,
+        # A call cut short has arguments nobody can run: only a whole answer keeps its calls.
+        tool_calls=transcript.tool_calls if status == "complete" else (),
         turn_id=final.turn_id,
-        status=_status(final),
+        status=status,
         model=final.model if isinstance(final, TurnCompleted) else conversation.model,
         usage=counts,
         error_code=final.code if isinstance(final, TurnFailed) else None,

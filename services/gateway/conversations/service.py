@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from contracts import (
     ChatMessage,
     ChatRequest,
+    FunctionTool,
     GenerationParams,
+    ToolCall,
     TurnCompleted,
     TurnDelta,
     TurnFailed,
@@ -22,21 +24,25 @@ from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.recorder import AnswerKeeper
+from services.gateway.conversations.requests import NewMessage
 from services.gateway.conversations.sse import (
     InvalidEventId,
     format_item,
     parse_event_id,
     titled,
+    tool_call,
     turn_started,
 )
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.conversations.titles import keep_title, wait_for_title, wants_title
 from services.gateway.errors import ApiError
+from services.gateway.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.replay import replay_turn
 from services.gateway.service import TurnEvents
-from services.gateway.turns import EventPosition, Heartbeat, TurnItem, TurnTranscript
+from services.gateway.tool_schema import check_tools_supported, to_tool_choice, tool_choice_problem
+from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
 from services.runtime.bus import Bus
-from services.runtime.catalog import Catalog
+from services.runtime.catalog import Catalog, ModelEntry
 
 __all__ = [
     "TitleWait",
@@ -77,20 +83,82 @@ async def load_conversation(
     return conversation
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // _CHARS_PER_TOKEN + 1
+def estimate_tokens(message: ChatMessage) -> int:
+    return prompt_bytes(message) // _CHARS_PER_TOKEN + 1
+
+
+def _exchanges(messages: list[ChatMessage]) -> list[list[ChatMessage]]:
+    """Messages grouped so a tool call is never kept without its results, nor they without it."""
+    groups: list[list[ChatMessage]] = []
+    for m in messages:
+        if m.role == "tool" and groups:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    return groups
 
 
 def _fit_context(
-    history: tuple[ChatMessage, ...], new: ChatMessage, budget: int
+    history: tuple[ChatMessage, ...], kept_tail: int, budget: int
 ) -> tuple[ChatMessage, ...]:
-    """Drop the oldest turns (never the system prompt) until the context fits."""
-    system = tuple(m for m in history if m.role == "system")
+    """Drop the oldest exchanges (never the system prompt, nor the last `kept_tail`) to fit."""
+    system = [m for m in history if m.role == "system"]
     rest = [m for m in history if m.role != "system"]
-    used = sum(estimate_tokens(m.content) for m in (*system, new))
-    while rest and used + sum(estimate_tokens(m.content) for m in rest) > budget:
-        rest.pop(0)
-    return (*system, *rest, new)
+    tail = rest[len(rest) - kept_tail :]
+    groups = _exchanges(rest[: len(rest) - kept_tail])
+    used = sum(estimate_tokens(m) for m in (*system, *tail))
+    while groups and used + sum(estimate_tokens(m) for g in groups for m in g) > budget:
+        groups.pop(0)
+    return (*system, *(m for g in groups for m in g), *tail)
+
+
+def _new_messages(
+    message: NewMessage, pending: tuple[ToolCall, ...], turn_id: str, now: datetime
+) -> tuple[StoredMessage, ...]:
+    """The turn's input as stored: the tool results (one per pending call), then the text."""
+    results = message.tool_results or []
+    called = {c.id for c in pending}
+    for n, result in enumerate(results):
+        if result.tool_call_id not in called:
+            raise ApiError(
+                400,
+                "This result answers no call of the conversation's last answer.",
+                "invalid_value",
+                f"tool_results.{n}.tool_call_id",
+            )
+    if results and (missing := called - {r.tool_call_id for r in results}):
+        raise ApiError(
+            400,
+            f"The last answer made calls without a result here: {', '.join(sorted(missing))}.",
+            "invalid_value",
+            "tool_results",
+        )
+    stored = [
+        StoredMessage(
+            role="tool",
+            content=r.content,
+            tool_call_id=r.tool_call_id,
+            turn_id=turn_id,
+            created_at=now,
+        )
+        for r in results
+    ]
+    if message.content is not None:
+        stored.append(
+            StoredMessage(role="user", content=message.content, turn_id=turn_id, created_at=now)
+        )
+    return tuple(stored)
+
+
+def _turn_tools(
+    entry: ModelEntry, conversation: Conversation, message: NewMessage
+) -> tuple[FunctionTool, ...]:
+    tools = conversation.tools if message.tools is None else message.tool_contracts
+    check_tools_supported(entry, tools)
+    problem = tool_choice_problem(message.tool_choice, {t.name for t in tools})
+    if problem is not None:
+        raise ApiError(400, f"tool_choice is {problem}.", "invalid_value", "tool_choice")
+    return tools
 
 
 async def begin_turn(
@@ -99,29 +167,37 @@ async def begin_turn(
     catalog: Catalog,
     caller: Caller,
     conversation_id: str,
-    content: str,
-    max_tokens: int | None,
-    temperature: float | None,
+    message: NewMessage,
     correlation_id: str,
     turn_id: str,
 ) -> TurnPlan:
-    """Record the user's message and reserve the conversation for one new turn."""
+    """Record the user's message (or tool results) and reserve the conversation for a turn."""
+    if message.content is None and message.tool_results is None:
+        raise ApiError(
+            400, "A message needs content, tool_results, or both.", "invalid_value", "content"
+        )
     conversation = await load_conversation(store, caller, conversation_id)
     entry = chat_model(catalog, conversation.model)
-    check_output_limit(entry, max_tokens)
-    output_budget = max_tokens or min(entry.max_output_tokens, 1024)
+    check_output_limit(entry, message.max_tokens)
+    tools = _turn_tools(entry, conversation, message)
+    output_budget = message.max_tokens or min(entry.max_output_tokens, 1024)
     window = entry.context_window
-    if estimate_tokens(content) + output_budget > window:
-        raise ApiError(
-            400,
-            f"The message is about {estimate_tokens(content)} tokens; with {output_budget} "
-            f"for the answer it does not fit the model's context of {window} tokens.",
-            "context_length_exceeded",
-            "content",
-        )
     now = utc_now()
     deadline = now + timedelta(seconds=deadline_s(entry, settings))
-    user = StoredMessage(role="user", content=content, turn_id=turn_id, created_at=now)
+    added = _new_messages(message, conversation.pending_tool_calls(), turn_id, now)
+    # The new input, and with tool results the answer whose calls they answer.
+    kept_tail = len(added) + (1 if message.tool_results else 0)
+    tools_tokens = tools_bytes(tools) // _CHARS_PER_TOKEN
+    preview = conversation.model_copy(update={"messages": (*conversation.messages, *added)})
+    needed = tools_tokens + sum(estimate_tokens(m) for m in preview.context()[-kept_tail:])
+    if needed + output_budget > window:
+        raise ApiError(
+            400,
+            f"The message is about {needed} tokens; with {output_budget} for the answer it "
+            f"does not fit the model's context of {window} tokens.",
+            "context_length_exceeded",
+            "content" if message.content is not None else "tool_results",
+        )
 
     def reserve(current: Conversation) -> Conversation:
         if current.busy(now):
@@ -130,9 +206,11 @@ async def begin_turn(
                 "A turn is still running in this conversation; cancel it or wait for it.",
                 "turn_in_progress",
             )
+        # Checked again on what is stored now: another turn may have ended in between.
+        again = _new_messages(message, current.pending_tool_calls(), turn_id, now)
         return current.model_copy(
             update={
-                "messages": (*current.messages, user),
+                "messages": (*current.messages, *again),
                 "active_turn_id": turn_id,
                 "active_turn_deadline": deadline,
                 "updated_at": now,
@@ -142,11 +220,7 @@ async def begin_turn(
     updated = await store.update(caller.tenant_id, conversation_id, reserve)
     if updated is None:
         raise _not_found(conversation_id)
-    messages = _fit_context(
-        conversation.context(),
-        ChatMessage(role="user", content=content),
-        window - output_budget,
-    )
+    budget = window - output_budget - tools_tokens
     request = ChatRequest(
         correlation_id=correlation_id,
         occurred_at=now,
@@ -157,8 +231,11 @@ async def begin_turn(
         user_id=caller.user_id,
         key_id=caller.key_id,
         model=conversation.model,
-        messages=messages,
-        params=GenerationParams(max_tokens=max_tokens, temperature=temperature),
+        messages=_fit_context(updated.context(), kept_tail, budget),
+        tools=tools,
+        tool_choice=to_tool_choice(message.tool_choice),
+        parallel_tool_calls=message.parallel_tool_calls,
+        params=GenerationParams(max_tokens=message.max_tokens, temperature=message.temperature),
         deadline_at=deadline,
     )
     return TurnPlan(request=request, conversation=updated)
@@ -222,6 +299,8 @@ async def stream_events(
             ended_well = _titles_follow(item, answered)
             if isinstance(item, TurnCompleted | TurnFailed):
                 await keeper.keep(item, transcript, request.gateway_id)
+                if calls := _calls_made(item, transcript):
+                    yield calls
             yield format_item(item)
     finally:
         events.close()
@@ -285,26 +364,47 @@ async def resume_events(
 ) -> AsyncIterator[bytes]:
     """Replay from the stream what came after `after`, then follow the turn live."""
     announce_attach(bus, conversation.id, turn_id)
-    # From the start, this reader sees the whole turn; from a resume point it does not.
-    transcript = TurnTranscript() if after == (0, 0) else None
+    # Read from the turn's start even when resuming: the whole calls sent with `done`
+    # are built from every piece, also the ones this client already had.
+    transcript = TurnTranscript()
     ended, answered, ended_well = False, False, False
     try:
         yield turn_started(conversation.id, turn_id, conversation.model)
-        async for item in replay_turn(bus, conversation.id, turn_id, after, heartbeat_s):
-            if transcript is not None:
-                transcript.add(item)
+        async for item in replay_turn(bus, conversation.id, turn_id, (0, 0), heartbeat_s):
+            transcript.add(item)
             ended = ended or isinstance(item, TurnCompleted | TurnFailed)
             answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
             ended_well = _titles_follow(item, answered or after != (0, 0))
             if isinstance(item, TurnCompleted | TurnFailed):
                 await keeper.keep(item, transcript)
-            yield format_item(item)
+            if _past(item, after):
+                if isinstance(item, TurnCompleted | TurnFailed) and (
+                    calls := _calls_made(item, transcript)
+                ):
+                    yield calls
+                yield format_item(item)
     finally:
         if not ended:
             request_cancel(bus, conversation.id, turn_id, grace_s)
     if title is not None and ended_well and wants_title(conversation, turn_id):
         async for frame in title.frames(conversation.id, turn_id):
             yield frame
+
+
+def _past(item: TurnItem, after: EventPosition) -> bool:
+    """The client has not had this item yet (a restart's reset sits at its attempt's start)."""
+    if isinstance(item, Heartbeat):
+        return True
+    if isinstance(item, Reset):
+        return (item.attempt, 0) > after
+    return (item.attempt, item.seq) > after
+
+
+def _calls_made(final: TurnCompleted | TurnFailed, transcript: TurnTranscript) -> bytes:
+    """The whole tool calls of an answer that ended well; a broken one's calls are unusable."""
+    if not isinstance(final, TurnCompleted) or final.finish_reason == "cancelled":
+        return b""
+    return b"".join(tool_call(call) for call in transcript.tool_calls)
 
 
 async def cancel_active_turn(

@@ -12,10 +12,24 @@ from typing import Any
 
 import orjson
 
-from contracts import ConversationTitled, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import (
+    ConversationTitled,
+    ToolCall,
+    TurnCompleted,
+    TurnDelta,
+    TurnFailed,
+    TurnUsage,
+)
 from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem
 
-__all__ = ["InvalidEventId", "format_item", "parse_event_id", "titled", "turn_started"]
+__all__ = [
+    "InvalidEventId",
+    "format_item",
+    "parse_event_id",
+    "titled",
+    "tool_call",
+    "turn_started",
+]
 
 _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,5}):([1-9][0-9]{0,8})$")
 
@@ -49,6 +63,11 @@ def titled(event: ConversationTitled) -> bytes:
     )
 
 
+def tool_call(call: ToolCall) -> bytes:
+    """A whole call, sent just before `done`; no id: it sums up the `tool_call_delta`s."""
+    return _frame("tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments})
+
+
 def format_item(item: TurnItem) -> bytes:
     if isinstance(item, Heartbeat):
         return b": keep-alive\n\n"
@@ -56,7 +75,14 @@ def format_item(item: TurnItem) -> bytes:
         return _frame("reset", {"attempt": item.attempt})
     event_id = f"{item.turn_id}:{item.attempt}:{item.seq}"
     if isinstance(item, TurnDelta):
-        return _frame("delta", {"text": item.text}, event_id)
+        if not item.tool_calls:
+            return _frame("delta", {"text": item.text}, event_id)
+        pieces = _frame(
+            "tool_call_delta",
+            {"tool_calls": [p.model_dump(exclude_none=True) for p in item.tool_calls]},
+            event_id,
+        )
+        return (_frame("delta", {"text": item.text}, event_id) if item.text else b"") + pieces
     if isinstance(item, TurnUsage):
         return _frame(
             "usage",

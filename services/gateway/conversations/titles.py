@@ -51,10 +51,8 @@ def first_exchange(conversation: Conversation, turn_id: str) -> tuple[str, str] 
     ]
     if not answers or answers[0].turn_id != turn_id:
         return None
-    asked = next(
-        (m.content for m in conversation.messages if m.role == "user" and m.turn_id == turn_id),
-        None,
-    )
+    # The first thing the user asked: the answer may come a turn later, after tool calls.
+    asked = next((m.content for m in conversation.messages if m.role == "user"), None)
     if not asked:
         return None
     return asked[:_EXCERPT_CHARS], answers[0].content[:_EXCERPT_CHARS]

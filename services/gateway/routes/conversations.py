@@ -7,13 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from contracts import new_id, utc_now
+from contracts import FunctionTool, new_id, utc_now
 from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
-from services.gateway.conversations.models import Conversation
+from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.recorder import AnswerKeeper
+from services.gateway.conversations.requests import (
+    ConversationChanges,
+    NewConversation,
+    NewMessage,
+)
 from services.gateway.conversations.service import (
     TitleWait,
     abandon_turn,
@@ -41,38 +45,6 @@ RequestId = Annotated[
 ]
 
 
-class NewConversation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: StrictStr | None = Field(default=None, max_length=256)
-    system: StrictStr | None = Field(default=None, max_length=20_000)
-    title: StrictStr | None = Field(default=None, min_length=1, max_length=200)
-
-
-class ConversationChanges(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: StrictStr = Field(min_length=1, max_length=200)
-
-    @field_validator("title")
-    @classmethod
-    def _one_clean_line(cls, value: str) -> str:
-        if not value.isprintable():  # newlines and other control characters
-            raise ValueError("a title is one line of printable text")
-        cleaned = " ".join(value.split())
-        if not cleaned:
-            raise ValueError("a title needs more than spaces")
-        return cleaned
-
-
-class NewMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    content: StrictStr = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-
-
 def _summary(c: Conversation) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -86,12 +58,28 @@ def _summary(c: Conversation) -> dict[str, Any]:
     }
 
 
+def _function(tool: FunctionTool) -> dict[str, Any]:
+    return tool.model_dump(exclude_none=True)
+
+
+def _message(m: StoredMessage) -> dict[str, Any]:
+    """A stored message; tool calls in the shape the client sent its tools in (OpenAI's)."""
+    shown = m.model_dump(mode="json", exclude={"tool_calls"})
+    if m.tool_calls:
+        shown["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    return shown
+
+
 def _detail(c: Conversation) -> dict[str, Any]:
     return {
         **_summary(c),
         "system": c.system,
+        "tools": [{"type": "function", "function": _function(t)} for t in c.tools],
         "usage": c.usage.model_dump(),
-        "messages": [m.model_dump(mode="json") for m in c.messages],
+        "messages": [_message(m) for m in c.messages],
     }
 
 
@@ -106,6 +94,7 @@ async def create(body: NewConversation, state: State, caller: Authenticated) -> 
         user_id=caller.user_id,
         model=entry.name,
         system=body.system,
+        tools=tuple(t.to_contract() for t in body.tools or ()),
         title=body.title,
         title_source="user" if body.title else None,
     )
@@ -130,15 +119,19 @@ async def get_one(conversation_id: str, state: State, caller: Authenticated) -> 
 async def rename(
     conversation_id: str, body: ConversationChanges, state: State, caller: Authenticated
 ) -> dict[str, Any]:
-    """A user's title is final: the titler never replaces it."""
+    """Rename (a user's title is final: the titler never replaces it) or change the tools."""
     await load_conversation(state.conversations, caller, conversation_id)
 
-    def retitle(current: Conversation) -> Conversation:
-        return current.model_copy(
-            update={"title": body.title, "title_source": "user", "updated_at": utc_now()}
-        )
+    changes: dict[str, Any] = {"updated_at": utc_now()}
+    if body.title is not None:
+        changes |= {"title": body.title, "title_source": "user"}
+    if body.tools is not None:
+        changes["tools"] = tuple(t.to_contract() for t in body.tools)
 
-    updated = await state.conversations.update(caller.tenant_id, conversation_id, retitle)
+    def change(current: Conversation) -> Conversation:
+        return current.model_copy(update=changes)
+
+    updated = await state.conversations.update(caller.tenant_id, conversation_id, change)
     if updated is None:  # deleted in between
         raise ApiError(404, "No such conversation.", "conversation_not_found", "conversation_id")
     return _detail(updated)
@@ -160,13 +153,7 @@ async def send_message(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StreamingResponse:
     settings = state.settings
-    if len(body.content) > settings.max_message_chars:
-        raise ApiError(
-            400,
-            f"The message is over {settings.max_message_chars} characters.",
-            "invalid_value",
-            "content",
-        )
+    _check_lengths(body, settings.max_message_chars)
     conversation = await load_conversation(state.conversations, caller, conversation_id)
     correlation_id, turn_id = request_id or new_id(), new_id()
     claim = await claim_turn(
@@ -201,9 +188,7 @@ async def send_message(
             state.catalog,
             caller,
             conversation_id,
-            body.content,
-            body.max_tokens,
-            body.temperature,
+            body,
             correlation_id,
             turn_id,
         )
@@ -228,6 +213,15 @@ async def send_message(
         raise
     title = _title_wait(state) if wants_title(plan.conversation, turn_id) else None
     return _sse(stream_events(events, _keeper(state), title), admitted.headers)
+
+
+def _check_lengths(body: NewMessage, max_chars: int) -> None:
+    texts = [("content", body.content or "")] + [
+        (f"tool_results.{n}.content", r.content) for n, r in enumerate(body.tool_results or ())
+    ]
+    for param, text in texts:
+        if len(text) > max_chars:
+            raise ApiError(400, f"{param} is over {max_chars} characters.", "invalid_value", param)
 
 
 def _keeper(state: GatewayState) -> AnswerKeeper:

@@ -201,7 +201,7 @@
       this.article.dataset.role = role;
       const who = document.createElement("h3");
       who.className = "visually-hidden";
-      who.textContent = role === "user" ? "You said" : "Assistant";
+      who.textContent = { user: "You said", tool: "Tool result" }[role] || "Assistant";
       this.body = document.createElement("div");
       this.body.className = "body";
       this.meta = document.createElement("p");
@@ -216,6 +216,26 @@
 
     setText(text) {
       this.body.textContent = text;
+      for (const call of this.article.querySelectorAll(".tool-call")) call.remove();
+    }
+
+    // The page runs no tools itself: it shows what the model asked for, as text.
+    addToolCall(call) {
+      const shown = document.createElement("pre");
+      shown.className = "tool-call";
+      let args = call.arguments;
+      try {
+        args = JSON.stringify(JSON.parse(call.arguments), null, 2);
+      } catch {
+        // arguments the model wrote are shown as written
+      }
+      shown.textContent = `Calls ${call.name} (${call.id})\n${args}`;
+      this.article.insertBefore(shown, this.meta);
+    }
+
+    setToolResult(callId, content) {
+      this.body.textContent = content;
+      this.statusText.textContent = `Result of ${callId}`;
     }
 
     append(text) {
@@ -239,6 +259,7 @@
       if (reason === "cancelled") this.setStatus("cancelled", "Stopped (cancelled)");
       else if (reason === "length") this.setStatus("complete", "Cut at the token limit");
       else if (reason === "content_filter") this.setStatus("complete", "Stopped by the content filter");
+      else if (reason === "tool_calls") this.setStatus("complete", "Waiting for tool results");
       else this.setStatus("complete", "");
     }
 
@@ -255,6 +276,10 @@
   function storedMessageView(message) {
     const view = new MessageView(message.role);
     view.setText(message.content);
+    if (message.role === "tool") view.setToolResult(message.tool_call_id, message.content);
+    for (const call of message.tool_calls || []) {
+      view.addToolCall({ id: call.id, name: call.function.name, arguments: call.function.arguments });
+    }
     if (message.role === "assistant") {
       if (message.status === "cancelled") view.finish("cancelled");
       else if (message.status === "failed") {
@@ -487,6 +512,9 @@
         break;
       case "delta":
         view.append(event.data.text);
+        break;
+      case "tool_call":
+        view.addToolCall(event.data);
         break;
       case "usage":
         view.setUsage(event.data);
