@@ -17,7 +17,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from tests.support import Stack
+from tests.e2e.test_tools import TOOLS
+from tests.faults.upstream import FaultyUpstream, running_upstream
+from tests.support import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -347,3 +349,62 @@ def test_the_title_appears_in_the_list_without_a_reload(page: Page) -> None:
     if os.environ.get("TOKENBUS_UPDATE_SCREENSHOT"):  # the README's picture
         expect(page.locator(ANSWER).last.locator(".usage")).to_contain_text("out tokens")
         page.screenshot(path=str(README_SHOT))
+
+
+@pytest.fixture(scope="module")
+def scripted_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Stack, FaultyUpstream]]:
+    """A stack on the scripted upstream, whose answer can be made a tool call on demand."""
+    with running_upstream() as upstream:
+        state = Path(tmp_path_factory.mktemp("browser-tools"))
+        with running_stack(state, "--upstream-url", upstream.base_url, "--model", "scripted") as s:
+            yield s, upstream
+
+
+def test_a_tool_call_and_its_result_are_shown_readably(
+    browser: Browser, scripted_stack: tuple[Stack, FaultyUpstream]
+) -> None:
+    stack, upstream = scripted_stack
+    with api(stack) as http:
+        created = http.post("/v1/conversations", json={"title": "Weather", "tools": TOOLS})
+        conversation_id = created.json()["id"]
+    upstream.play({"kind": "tool_calls"})
+    context = _context(browser, stack, api_key(stack), viewport={"width": 1100, "height": 760})
+    try:
+        page = context.new_page()
+        page.goto(f"/#{conversation_id}")
+        ask(page, "Weather in Paris, and the time in UTC?")
+        answer = page.locator(ANSWER).last
+        expect(answer).to_have_attribute("data-status", "complete")
+        expect(answer.locator(".status")).to_have_text("Waiting for tool results")
+        calls = answer.locator(".tool-call")
+        expect(calls).to_have_count(2)
+        expect(calls.first).to_contain_text("Calls get_weather (call_w)")
+        expect(calls.first).to_contain_text('"city": "Paris"')
+        # The page runs no tools; a client that does posts the results, and the page shows them.
+        results = [
+            {"tool_call_id": "call_w", "content": "18 C, clear"},
+            {"tool_call_id": "call_t", "content": "12:00"},
+        ]
+        stored_answer(stack, conversation_id)
+        with (
+            api(stack) as http,
+            http.stream(
+                "POST",
+                f"/v1/conversations/{conversation_id}/messages",
+                json={"tool_results": results},
+            ) as turn,
+        ):
+            assert turn.status_code == 200
+            turn.read()
+        page.reload()
+        shown = page.locator("article.message.tool")
+        expect(shown).to_have_count(2)
+        expect(shown.first.locator(".body")).to_have_text("18 C, clear")
+        expect(shown.first.locator(".status")).to_have_text("Result of call_w")
+        expect(page.locator(ANSWER).last.locator(".body")).to_have_text("tok0 tok1 tok2 tok3 tok4")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tool-call.png"), full_page=True)
+    finally:
+        context.close()
