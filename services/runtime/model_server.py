@@ -14,10 +14,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_ALIAS", "bundled_model_path", "start_model_server"]
+__all__ = ["DEFAULT_ALIAS", "TOOL_CHAT_TEMPLATE", "bundled_model_path", "start_model_server"]
 
 DEFAULT_ALIAS = "smollm2-135m"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The GGUF's own template knows no tools, so llama.cpp answers tool requests with text.
+TOOL_CHAT_TEMPLATE = Path(__file__).with_name("smollm2_tools.jinja")
 
 
 def bundled_model_path() -> Path:
@@ -53,6 +55,10 @@ def start_model_server(
     params.hostnames = [host]
     params.endpoint_metrics = True
     params.endpoint_slots = True
+    # Jinja (on by default) with a template that lists tools and reads <tool_call> calls:
+    # llama.cpp then parses calls into tool_calls / tool_use and constrains them by grammar.
+    params.use_jinja = True
+    params.chat_template = TOOL_CHAT_TEMPLATE.read_text()
     return xlc.Server(params)
 
 
