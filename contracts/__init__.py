@@ -1,7 +1,7 @@
 """tokenbus contracts v1: the only code the services share."""
 
 from contracts.base import SCHEMA_VERSION, BusMessage, Token, new_id, utc_now
-from contracts.chat import ChatMessage, ChatRequest, GenerationParams, Role
+from contracts.chat import ChatMessage, ChatRequest, GenerationParams, ResponseFormat, Role
 from contracts.deadletter import DeadLetter
 from contracts.events import (
     FinishReason,
@@ -31,6 +31,7 @@ __all__ = [
     "FunctionTool",
     "GenerationParams",
     "Limits",
+    "ResponseFormat",
     "Role",
     "TenantRecord",
     "TitleRequest",

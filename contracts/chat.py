@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,8 +37,28 @@ class ChatMessage(BaseModel):
     )
 
 
+class ResponseFormat(BaseModel):
+    """The shape the answer must have: JSON, or JSON that fits `json_schema`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["json_object", "json_schema"]
+    name: str | None = Field(default=None, max_length=64, description="For json_schema")
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(default=None, description="For json_schema")
+    strict: bool | None = None
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class GenerationParams(BaseModel):
-    """Sampling knobs passed through to the provider; None means its default."""
+    """Sampling knobs passed through to the provider; None means its default.
+
+    The fields after `seed` are left out of the JSON while unset, so a request
+    without them reads exactly as before.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -47,6 +67,11 @@ class GenerationParams(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, exclude_if=_unset)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2, exclude_if=_unset)
+    logit_bias: dict[str, int] | None = Field(default=None, exclude_if=_unset)
+    reasoning_effort: str | None = Field(default=None, max_length=16, exclude_if=_unset)
+    response_format: ResponseFormat | None = Field(default=None, exclude_if=_unset)
 
 
 class ChatRequest(BusMessage):

@@ -25,6 +25,7 @@ from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
 from services.gateway.prompt_size import prompt_bytes, tools_bytes
+from services.gateway.request_fields import check_fields
 from services.gateway.tool_schema import check_tools_supported
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog, ModelEntry
@@ -43,6 +44,9 @@ def to_chat_request(
     limit = body.output_limit
     check_output_limit(entry, limit)
     messages = tuple(m.to_contract() for m in body.messages)
+    check_fields(body.model_dump(exclude_unset=True), set(type(body).model_fields), entry)
+    if body.n > 1:
+        raise ApiError(400, "n: one choice per request.", "unsupported_parameter", "n")
     tool_fields = body.tool_fields
     check_tools_supported(entry, tool_fields["tools"])
     _check_context(entry, messages, tool_fields["tools"], limit)
@@ -67,6 +71,11 @@ def to_chat_request(
             top_p=body.top_p,
             stop=body.stop_sequences,
             seed=body.seed,
+            frequency_penalty=body.frequency_penalty,
+            presence_penalty=body.presence_penalty,
+            logit_bias=body.logit_bias,
+            reasoning_effort=body.reasoning_effort,
+            response_format=body.response_format and body.response_format.to_contract(),
         ),
         deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
     )

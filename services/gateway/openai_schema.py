@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,10 +21,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from contracts import ChatMessage, ToolCall, ToolName
+from contracts import ChatMessage, ResponseFormat, ToolCall, ToolName
 from services.gateway.tool_schema import (
     ToolChoiceInput,
     ToolOffer,
+    check_json_schema,
     to_tool_choice,
     tool_choice_problem,
 )
@@ -92,6 +94,45 @@ class InputMessage(BaseModel):
         )
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: StrictStr | None = None
+    schema_: Annotated[dict[str, Any], AfterValidator(check_json_schema)] = Field(
+        alias="schema", default_factory=dict
+    )
+    strict: bool | None = None
+
+
+class ResponseFormatInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormatInput:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise PydanticCustomError("json_schema_missing", "type json_schema needs json_schema")
+        return self
+
+    def to_contract(self) -> ResponseFormat | None:
+        if self.type == "text":
+            return None  # the default: no constraint to carry
+        if self.type == "json_object":
+            return ResponseFormat(type="json_object")
+        assert self.json_schema is not None
+        f = self.json_schema
+        return ResponseFormat(
+            type="json_schema",
+            name=f.name,
+            description=f.description,
+            json_schema=f.schema_,
+            strict=f.strict,
+        )
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -99,7 +140,8 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(ToolOffer):
-    model_config = ConfigDict(extra="ignore")
+    # Fields outside this model are kept to be judged (services.gateway.request_fields).
+    model_config = ConfigDict(extra="allow")
 
     model: StrictStr = Field(min_length=1, max_length=256)
     messages: list[InputMessage] = Field(min_length=1, max_length=2048)
@@ -111,7 +153,14 @@ class ChatCompletionRequest(ToolOffer):
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: StrictStr | list[StrictStr] | None = None
     seed: int | None = None
-    n: int = Field(default=1, ge=1, le=1, description="tokenbus produces one choice")
+    n: int = Field(default=1, ge=1, description="tokenbus produces one choice: n > 1 is refused")
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = Field(
+        default=None, max_length=1024
+    )
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    response_format: ResponseFormatInput | None = None
     user: StrictStr | None = Field(default=None, max_length=256)
 
     @field_validator("stream_options")

@@ -24,9 +24,21 @@ __all__ = [
     "ToolChoiceInput",
     "ToolOffer",
     "Tools",
+    "check_json_schema",
     "check_tools_supported",
     "tool_choice_problem",
 ]
+
+
+def check_json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema, by the validator's own meta-check."""
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise PydanticCustomError(
+            "not_json_schema", "not a JSON Schema: {reason}", {"reason": exc.message}
+        ) from None
+    return value
 
 
 def _check_parameters(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -35,13 +47,7 @@ def _check_parameters(value: dict[str, Any] | None) -> dict[str, Any] | None:
         return value
     if value.get("type") != "object":
         raise PydanticCustomError("parameters_not_object", "a JSON Schema of type object")
-    try:
-        validator_for(value).check_schema(value)
-    except SchemaError as exc:
-        raise PydanticCustomError(
-            "parameters_not_schema", "not a JSON Schema: {reason}", {"reason": exc.message}
-        ) from None
-    return value
+    return check_json_schema(value)
 
 
 class FunctionDefinition(BaseModel):

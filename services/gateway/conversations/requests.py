@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.gateway.openai_schema import ResponseFormatInput
 from services.gateway.tool_schema import ToolOffer, Tools
 
 __all__ = ["ConversationChanges", "NewConversation", "NewMessage", "ToolResult"]
@@ -70,6 +71,7 @@ class NewMessage(ToolOffer):
     tool_results: Annotated[list[ToolResult], Field(min_length=1, max_length=128)] | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    response_format: ResponseFormatInput | None = None
 
     @field_validator("tool_results")
     @classmethod

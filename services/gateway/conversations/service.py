@@ -235,7 +235,11 @@ async def begin_turn(
         tools=tools,
         tool_choice=to_tool_choice(message.tool_choice),
         parallel_tool_calls=message.parallel_tool_calls,
-        params=GenerationParams(max_tokens=message.max_tokens, temperature=message.temperature),
+        params=GenerationParams(
+            max_tokens=message.max_tokens,
+            temperature=message.temperature,
+            response_format=message.response_format and message.response_format.to_contract(),
+        ),
         deadline_at=deadline,
     )
     return TurnPlan(request=request, conversation=updated)

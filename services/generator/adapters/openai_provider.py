@@ -82,6 +82,7 @@ class OpenAIProvider:
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed
+        body.update(_answer_shaping(request))
         try:
             response = await self._client.post(
                 "/chat/completions",
@@ -209,6 +210,30 @@ def _message(message: ChatMessage) -> dict[str, Any]:
             ],
         }
     return {"role": message.role, "content": message.content}
+
+
+def _answer_shaping(request: ChatRequest) -> dict[str, Any]:
+    """The optional fields that shape the answer, in OpenAI's own form, only when set."""
+    p = request.params
+    fields: dict[str, Any] = {
+        "frequency_penalty": p.frequency_penalty,
+        "presence_penalty": p.presence_penalty,
+        "logit_bias": p.logit_bias,
+        "reasoning_effort": p.reasoning_effort,
+    }
+    shape = p.response_format
+    if shape is not None and shape.type == "json_object":
+        fields["response_format"] = {"type": "json_object"}
+    elif shape is not None:
+        named = {"name": shape.name, "description": shape.description, "strict": shape.strict}
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                **{k: v for k, v in named.items() if v is not None},
+                "schema": shape.json_schema or {},
+            },
+        }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _tool_fields(request: ChatRequest) -> dict[str, Any]:
