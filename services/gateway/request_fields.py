@@ -47,7 +47,13 @@ REFUSED: Mapping[str, str] = {
 # What a provider's adapter cannot express, so a request naming it is refused up front.
 _PROVIDER_CANNOT: Mapping[str, frozenset[str]] = {
     "anthropic": frozenset(
-        {"frequency_penalty", "presence_penalty", "logit_bias", "reasoning_effort"}
+        {
+            "frequency_penalty",
+            "presence_penalty",
+            "logit_bias",
+            "reasoning_effort",
+            "response_format",
+        }
     ),
 }
 

@@ -38,6 +38,7 @@ from services.gateway.conversations.titles import keep_title, wait_for_title, wa
 from services.gateway.errors import ApiError
 from services.gateway.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.replay import replay_turn
+from services.gateway.request_fields import check_fields
 from services.gateway.service import TurnEvents
 from services.gateway.tool_schema import check_tools_supported, to_tool_choice, tool_choice_problem
 from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
@@ -180,6 +181,7 @@ async def begin_turn(
     entry = chat_model(catalog, conversation.model)
     check_output_limit(entry, message.max_tokens)
     tools = _turn_tools(entry, conversation, message)
+    check_fields(message.model_dump(exclude_unset=True), set(NewMessage.model_fields), entry)
     output_budget = message.max_tokens or min(entry.max_output_tokens, 1024)
     window = entry.context_window
     now = utc_now()
