@@ -5,6 +5,10 @@ the harness uses) and `httpx` (httpx.AsyncClient with a keep-alive pool). At 1,0
 streams httpx costs the load generator several times more CPU per token, and the
 load generator shares the machine's two cores with every route: `python -m bench
 clients` measures both against the simulator alone.
+
+A stream is `text` (tokens `t0 `, `t1 `, ...) or `tools` (the request carries `tools`
+and the answer is a tool-call stream, bench/toolstream.py); either way each chunk
+the client gets counts as one token, checked for its place in the order.
 """
 
 from __future__ import annotations
@@ -18,25 +22,35 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-__all__ = ["API_KEY", "Client", "StreamResult", "cancel_streams", "run_streams"]
+from bench.toolstream import TOOLS, Piece, piece
+
+__all__ = ["API_KEY", "Client", "Kind", "StreamResult", "cancel_streams", "run_streams"]
 
 # Every client sends this bearer token: LiteLLM's master key, tokenbus's dev key
 # (given to `tokenbus up` as TOKENBUS_DEV_API_KEY).
 API_KEY = "sk-bench-local-only-0123456789"
 Client = Literal["raw", "httpx"]
+Kind = Literal["text", "tools"]
 _MAX_HEAD = 64 * 1024
 
 
 @dataclass
 class StreamResult:
-    """What one client saw: first token, gaps between tokens, order, errors."""
+    """What one client saw: first token, gaps between tokens, order, errors.
 
+    For a `tools` stream each tool-call piece is a token, and `expect` (the stream's
+    length) says what each piece should be.
+    """
+
+    kind: Kind = "text"
+    expect: int = 0
     ttft_s: float | None = None
     gaps_s: list[float] = field(default_factory=list)
     total_s: float = 0.0
     tokens: int = 0
     in_order: bool = True
     done: bool = False
+    finish_reason: str | None = None
     error: str | None = None
 
     def take(self, data: bytes, start: float, last: float) -> float:
@@ -51,30 +65,47 @@ class StreamResult:
             self.error = f"error event: {chunk['error'].get('code') or chunk['error']}"
             return last
         choices = chunk.get("choices") or []
-        content = choices[0].get("delta", {}).get("content") if choices else None
-        if not content:
+        if not choices:
+            return last
+        choice = choices[0]
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        delta = choice.get("delta") or {}
+        content, calls = delta.get("content"), delta.get("tool_calls")
+        if not content and not calls:
             return last
         now = time.perf_counter()
         if self.ttft_s is None:
             self.ttft_s = now - start
         else:
             self.gaps_s.append(now - last)
-        for piece in content.split():
-            self.in_order &= piece == f"t{self.tokens}"
+        for word in (content or "").split():
+            self.in_order &= self.kind == "text" and word == f"t{self.tokens}"
+            self.tokens += 1
+        for call in calls or ():
+            self.in_order &= self.kind == "tools" and _piece(call) == piece(
+                self.tokens, self.expect
+            )
             self.tokens += 1
         return now
 
 
-def _body(model: str, tokens: int, request_id: str) -> bytes:
-    return orjson.dumps(
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": f"benchmark req={request_id}"}],
-            "max_tokens": tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    )
+def _piece(call: dict[str, Any]) -> Piece:
+    function = call.get("function") or {}
+    return Piece(call.get("index", -1), call.get("id"), function.get("name"),
+                 function.get("arguments", ""))  # fmt: skip
+
+
+def _body(model: str, tokens: int, request_id: str, kind: Kind = "text") -> bytes:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"benchmark req={request_id}"}],
+        "max_tokens": tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if kind == "tools":
+        body["tools"] = TOOLS
+    return orjson.dumps(body)
 
 
 def _finish(result: StreamResult, start: float, tokens: int) -> StreamResult:
@@ -83,6 +114,8 @@ def _finish(result: StreamResult, start: float, tokens: int) -> StreamResult:
         result.error = f"got {result.tokens} of {tokens} tokens"
     elif result.error is None and not result.done:
         result.error = "no [DONE]"
+    elif result.error is None and result.kind == "tools" and result.finish_reason != "tool_calls":
+        result.error = f"finish_reason {result.finish_reason}, not tool_calls"
     return result
 
 
@@ -142,13 +175,15 @@ async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 yield line[5:].strip()
 
 
-async def _one_raw(base_url: str, model: str, tokens: int, request_id: str) -> StreamResult:
-    result = StreamResult()
+async def _one_raw(
+    base_url: str, model: str, tokens: int, request_id: str, kind: Kind = "text"
+) -> StreamResult:
+    result = StreamResult(kind=kind, expect=tokens)
     start = last = time.perf_counter()
     writer = None
     try:
         reader, writer, status, headers = await _Raw(base_url).open(
-            _body(model, tokens, request_id)
+            _body(model, tokens, request_id, kind)
         )
         if status != 200:
             result.error = f"status {status}"
@@ -166,12 +201,17 @@ async def _one_raw(base_url: str, model: str, tokens: int, request_id: str) -> S
 
 
 async def _one_httpx(
-    client: httpx.AsyncClient, base_url: str, model: str, tokens: int, request_id: str
+    client: httpx.AsyncClient,
+    base_url: str,
+    model: str,
+    tokens: int,
+    request_id: str,
+    kind: Kind = "text",
 ) -> StreamResult:
-    result = StreamResult()
+    result = StreamResult(kind=kind, expect=tokens)
     start = last = time.perf_counter()
     url = f"{base_url}/v1/chat/completions"
-    body = _body(model, tokens, request_id)
+    body = _body(model, tokens, request_id, kind)
     headers = {"Content-Type": "application/json"}
     try:
         async with client.stream("POST", url, content=body, headers=headers) as response:
@@ -195,6 +235,7 @@ async def run_streams(
     tokens: int,
     *,
     client: Client = "raw",
+    kind: Kind = "text",
     timeout_s: float = 120,
     on_done: Callable[[], object] | None = None,
 ) -> list[StreamResult]:
@@ -204,20 +245,23 @@ async def run_streams(
         try:
             result = await asyncio.wait_for(stream, timeout_s)
         except TimeoutError:
-            result = StreamResult(error="timeout", total_s=timeout_s)
+            result = StreamResult(kind=kind, error="timeout", total_s=timeout_s)
         if on_done is not None:
             on_done()
         return result
 
     tag = f"s{concurrency}x{time.monotonic_ns()}"
     if client == "raw":
-        streams = [_one_raw(base_url, model, tokens, f"{tag}n{n}") for n in range(concurrency)]
+        streams = [
+            _one_raw(base_url, model, tokens, f"{tag}n{n}", kind) for n in range(concurrency)
+        ]
         return list(await asyncio.gather(*map(bounded, streams)))
     limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency)
     auth = {"Authorization": f"Bearer {API_KEY}"}
     async with httpx.AsyncClient(limits=limits, timeout=timeout_s, headers=auth) as pool:
         streams = [
-            _one_httpx(pool, base_url, model, tokens, f"{tag}n{n}") for n in range(concurrency)
+            _one_httpx(pool, base_url, model, tokens, f"{tag}n{n}", kind)
+            for n in range(concurrency)
         ]
         return list(await asyncio.gather(*map(bounded, streams)))
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from bench.loadgen import Client, StreamResult, cancel_streams, run_streams
+from bench.loadgen import Client, Kind, StreamResult, cancel_streams, run_streams
 from bench.paths import Route, is_front
 from bench.procstats import ProcSample, reset_peak, sample, self_cpu_s
 
@@ -56,8 +56,13 @@ async def measure_level(
     tokens: int,
     client: Client = "raw",
     batches: int = 1,
+    kind: Kind = "text",
 ) -> dict[str, Any]:
-    """Run `batches` rounds of `concurrency` streams through `route`, each round started at once."""
+    """Run `batches` rounds of `concurrency` streams through `route`, each round started at once.
+
+    `kind` tools sends requests with `tools`, answered by tool-call streams of as many
+    chunks: each piece counts as a token, so CPU per 1k tokens is per 1k chunks alike.
+    """
     pids = route.pids()
     sim_pid = next(iter(sim.pids().values()))
     for pid in pids.values():
@@ -66,10 +71,17 @@ async def measure_level(
     client_before, wall_start = self_cpu_s(), time.perf_counter()
     results: list[StreamResult] = []
     total = concurrency * batches
-    with tqdm(total=total, desc=f"{route.name} x{concurrency}", leave=False) as bar:
+    desc = f"{route.name} x{concurrency}" + (f" {kind}" if kind != "text" else "")
+    with tqdm(total=total, desc=desc, leave=False) as bar:
         for _ in range(batches):  # one after another: a single stream's figure is a sample
             results += await run_streams(
-                route.base_url, MODEL, concurrency, tokens, client=client, on_done=bar.update
+                route.base_url,
+                MODEL,
+                concurrency,
+                tokens,
+                client=client,
+                kind=kind,
+                on_done=bar.update,
             )
     wall = time.perf_counter() - wall_start
     client_cpu = self_cpu_s() - client_before
@@ -98,6 +110,7 @@ async def measure_level(
     return {
         "route": route.name,
         "concurrency": concurrency,
+        "kind": kind,
         "streams": total,
         "streams_ok": len(ok),
         "in_order": all(r.in_order for r in ok),

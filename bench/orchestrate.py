@@ -1,4 +1,4 @@
-"""A whole run: start the routes, interleave the levels, measure cancellation, stop it all."""
+"""A whole run: start the routes, interleave the levels, measure the scenarios, stop it all."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.loadgen import Client
+from bench.loadgen import Client, Kind
 from bench.machine import describe
 from bench.measure import idle_rss, measure_cancellation, measure_level
 from bench.paths import (
@@ -24,12 +24,16 @@ from bench.paths import (
     running_tokenbus,
 )
 
-__all__ = ["MODES", "Mode", "run"]
+__all__ = ["MODES", "TOOL_ROUTES", "Mode", "run"]
+
+# The routes whose tool-call streams are measured: tokenbus, and direct as the baseline
+# (what the simulator and the load client spend on each kind of stream).
+TOOL_ROUTES = ("direct", "tokenbus")
 
 
 @dataclass(frozen=True)
 class Mode:
-    """How much to measure: levels, stream length, repetitions, cancellation streams."""
+    """How much to measure: levels, stream length, repetitions, cancellation and tool calls."""
 
     levels: tuple[int, ...]
     tokens: int
@@ -41,6 +45,11 @@ class Mode:
     cancel_after_tokens: int = 5
     # At one stream, one sample says little: run that many single streams in a row.
     single_repeats: int = 10
+    # Tool-call streams against text streams of as many chunks, at one level: that many
+    # rounds of one text and one tool-call measurement each, side by side, per route.
+    tools_level: int = 50
+    tools_rounds: int = 3
+    tools_batches: int = 2
 
 
 MODES = {
@@ -54,6 +63,9 @@ MODES = {
         cancel=30,
         client_check_level=1000,
         single_repeats=20,
+        tools_level=200,
+        tools_rounds=5,
+        tools_batches=1,
     ),
 }
 
@@ -72,6 +84,26 @@ async def _client_check(sim: Route, mode: Mode) -> list[dict[str, Any]]:
     return rows
 
 
+async def _tool_calls(routes: list[Route], sim: Route, mode: Mode, client: Client) -> list[Any]:
+    # Text and tool-call streams alternate, which goes first alternating by round, so
+    # each round's pair shares the machine's state and the report can take their ratio.
+    rows = []
+    measured = [route for route in routes if route.name in TOOL_ROUTES]
+    kinds: tuple[Kind, Kind] = ("text", "tools")
+    steps = [
+        (n, route, kind)
+        for n in range(mode.tools_rounds)
+        for route in measured
+        for kind in (kinds if n % 2 == 0 else kinds[::-1])
+    ]
+    for n, route, kind in tqdm(steps, desc="tool calls vs text", unit="run"):
+        row = await measure_level(
+            route, sim, mode.tools_level, mode.tokens, client, mode.tools_batches, kind
+        )
+        rows.append({**row, "round": n})
+    return rows
+
+
 async def run(
     mode_name: str, work: Path, routes_wanted: set[str], client: Client
 ) -> dict[str, Any]:
@@ -84,6 +116,7 @@ async def run(
         "client": client,
         "levels": [],
         "cancellation": [],
+        "tool_calls": [],
         "skipped": {},
         "commands": {},
     }
@@ -108,6 +141,8 @@ async def run(
         result["startup_s"] = round(time.monotonic() - began, 1)
         for route in routes:  # warm up connections and code paths
             await measure_level(route, sim, 4, mode.tokens, client)
+            if route.name in TOOL_ROUTES:
+                await measure_level(route, sim, 4, mode.tokens, client, kind="tools")
             route.idle_rss_kb = idle_rss(route)
         result["client_check"] = await _client_check(sim, mode)
         # Interleaved, and the route order rotates every round, so that drift of this
@@ -128,5 +163,6 @@ async def run(
                     route, sim.base_url, mode.cancel, mode.cancel_after_tokens
                 )
             )
+        result["tool_calls"] = await _tool_calls(routes, sim, mode, client)
     result["duration_s"] = round(time.monotonic() - began, 1)
     return result

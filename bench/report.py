@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["combine", "write_report"]
+from bench.measure import gateway_side
+
+__all__ = ["combine", "paired_ratios", "write_report"]
 
 Row = dict[str, Any]
 
@@ -242,13 +246,114 @@ def _cancel_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_1k(row: Row, label: str | None = None) -> float | None:
+    """The row's relay CPU s per 1k tokens, or one process's when `label` is given."""
+    if label is None:
+        value: float | None = row.get("cpu_s_per_1k_tokens")
+        return value
+    process = row["processes"].get(label)
+    return float(process["cpu_s"]) / row["tokens"] * 1000 if process and row["tokens"] else None
+
+
+def _harness_per_1k(row: Row) -> float | None:
+    # What the simulator and the load client spend per 1k chunks: the same for every route.
+    cpu = row["simulator_cpu_s"] + row["client_cpu_s"]
+    return cpu / row["tokens"] * 1000 if row["tokens"] else None
+
+
+def paired_ratios(
+    rows: list[Row], route: str, figure: Callable[[Row], float | None]
+) -> list[float]:
+    """Per round, `figure` of the route's tool-call run over that of its text run."""
+    rounds: dict[int, dict[str, float]] = {}
+    for row in rows:
+        value = figure(row) if row["route"] == route else None
+        if value is not None:
+            rounds.setdefault(row.get("round", 0), {})[row["kind"]] = value
+    return [
+        pair["tools"] / pair["text"]
+        for _, pair in sorted(rounds.items())
+        if pair.get("text") and "tools" in pair
+    ]
+
+
+def _ratio(ratios: list[float]) -> str:
+    if not ratios:
+        return "-"
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    return f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f} to {max(ratios):.2f})"
+
+
+def _tools_table(run: dict[str, Any]) -> list[str]:
+    raw = run.get("tool_calls") or []
+    if not raw:
+        return []
+    cfg = run["config"]
+    kinds = {kind: combine([r for r in raw if r["kind"] == kind]) for kind in ("text", "tools")}
+    level = cfg.get("tools_level")
+    lines = [
+        "", f"## Tool-call streams against text streams, {level} concurrent", "",
+        f"Each stream is {cfg['tokens']} chunks either way: text tokens, or pieces of two",
+        "interleaved tool calls (id, type and name on a call's first piece, then its",
+        "arguments in pieces; finish_reason tool_calls) answering a request with one",
+        f"function tool. {cfg.get('tools_rounds')} rounds of a text run and a tool-call run "
+        f"per route, {cfg.get('tools_batches')} burst(s)",
+        "of streams each, side by side, which goes first alternating by round. Figures are",
+        "medians; a ratio is the median (and range) over the rounds of each round's",
+        "tool-call figure over its text figure. Relay CPU as above, per 1,000 chunks the",
+        "clients received; it includes each request's own work (a tool request's tools",
+        "checked and carried on the bus) spread over its chunks.", "",
+        "| route | streams ok, text / tools | in order | TTFT p50, text / tools (ms) "
+        "| relay CPU s / 1k chunks, text | tool calls | tool calls ÷ text "
+        "| simulator + client CPU s / 1k chunks, text / tools |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    text_rows, tool_rows = kinds["text"], kinds["tools"]
+    for text in text_rows:
+        tools = next((t for t in tool_rows if t["route"] == text["route"]), None)
+        if tools is None:
+            continue
+        route = text["route"]
+        ratio = _ratio(paired_ratios(raw, route, _per_1k)) if route != "direct" else "-"
+        lines.append(
+            f"| {route} | {text['streams_ok']} / {tools['streams_ok']} of {text['streams']} "
+            f"| {text['in_order'] and tools['in_order']} "
+            f"| {_f(text['ttft_p50_ms'])} / {_f(tools['ttft_p50_ms'])} "
+            f"| {_f(_per_1k(text))} | {_f(_per_1k(tools))} | {ratio} "
+            f"| {_f(_harness_per_1k(text))} / {_f(_harness_per_1k(tools))} |"
+        )
+        errors = {**text["errors"], **{f"tools: {e}": n for e, n in tools["errors"].items()}}
+        if errors:
+            lines.append(f"| {route} errors | {errors} | | | | | | |")
+    for text in text_rows:
+        tools = next((t for t in tool_rows if t["route"] == text["route"]), None)
+        if text["route"] == "direct" or tools is None:
+            continue
+        route = text["route"]
+        lines += [
+            "", f"Relay processes ({route}):", "",
+            "| process | CPU s / 1k chunks, text | tool calls | tool calls ÷ text |",
+            "|---|---|---|---|",
+        ]  # fmt: skip
+        for label in sorted(text["processes"]):
+            if label not in tools["processes"] or not gateway_side(route, label):
+                continue
+            ratios = paired_ratios(raw, route, functools.partial(_per_1k, label=label))
+            lines.append(
+                f"| {label} | {_f(_per_1k(text, label))} | {_f(_per_1k(tools, label))} "
+                f"| {_ratio(ratios)} |"
+            )
+    return lines
+
+
 def write_report(run: dict[str, Any], results_dir: Path, report: Path, json_name: str) -> None:
     """Write the report to `report` and the plots next to the raw results."""
     rows = combine(run["levels"])
     plots = _plots(rows, results_dir)
     link = Path(os.path.relpath(results_dir, report.parent))
     lines = _header(run, json_name) + _latency_table(rows) + _process_table(rows)
-    lines += _bottleneck_table(run, rows) + _cancel_table(run)
+    lines += _bottleneck_table(run, rows) + _cancel_table(run) + _tools_table(run)
     lines += ["", "## Plots", "", *(f"![{name}]({link / name})" for name in plots)]
     if run.get("notes", "").strip():
         lines += ["", "## Notes (bench/NOTES.md, by hand: may describe an earlier run)", ""]

@@ -4,7 +4,9 @@ Tokens are `t0 `, `t1 `, ... so a client can check order and completeness; a str
 has max_tokens of them (--tokens if the request has none, at most 2,000). The
 last user message may carry `req=<id>`: when a client leaves mid-stream, the
 moment the simulator sees its connection close is recorded under that id
-(GET /_stats), which is how the harness measures cancellation latency.
+(GET /_stats), which is how the harness measures cancellation latency. A request
+with `tools` is answered with a tool-call stream of as many chunks instead
+(bench/toolstream.py), so one simulator serves both kinds of stream.
 
 Run: python -m bench.upstream_sim --port 9100 --ttft-ms 50 --itl-ms 20 --tokens 40
 (or set BENCH_SIM_PORT, BENCH_SIM_TTFT_MS, BENCH_SIM_ITL_MS, BENCH_SIM_TOKENS).
@@ -23,6 +25,8 @@ from typing import Any
 
 import orjson
 import uvicorn
+
+from bench.toolstream import call_arguments, pieces
 
 __all__ = ["Simulator", "main"]
 
@@ -71,10 +75,22 @@ class _Frames:
             u: [delta({"content": f"t{n} "}, None, u) for n in range(tokens)] for u in (0, 1)
         }
         self.finish = {u: delta({}, "length", u) for u in (0, 1)}
+        self.tool_finish = {u: delta({}, "tool_calls", u) for u in (0, 1)}
+        self._delta = delta
+        self._tool_calls: dict[tuple[int, int], list[bytes]] = {}
         self.usage = [
             frame([], {"prompt_tokens": 10, "completion_tokens": n, "total_tokens": 10 + n}, True)
             for n in range(tokens + 1)
         ]
+
+    def tool_calls(self, usage: int, total: int) -> list[bytes]:
+        """The chunks of a tool-call stream of `total` pieces (its last pieces close the JSON)."""
+        key = (usage, total)
+        if key not in self._tool_calls:
+            self._tool_calls[key] = [
+                self._delta({"tool_calls": [p.wire()]}, None, bool(usage)) for p in pieces(total)
+            ]
+        return self._tool_calls[key]
 
 
 class Simulator:
@@ -136,15 +152,16 @@ class Simulator:
         tokens = min(int(asked), self._cap)
         found = _REQ.search(raw)
         request_id = found.group(1).decode() if found else f"anon{next(self._anonymous)}"
+        tools = bool(body.get("tools"))
         self.started += 1
         if not body.get("stream"):
             await asyncio.sleep(self.ttft_s + self.itl_s * max(0, tokens - 1))
             self.completed += 1
-            await _json(send, 200, _whole(model, tokens))
+            await _json(send, 200, _whole(model, tokens, tools))
             return
         usage = int(bool((body.get("stream_options") or {}).get("include_usage")))
         self.open += 1
-        streaming = asyncio.ensure_future(self._stream(send, model, tokens, usage))
+        streaming = asyncio.ensure_future(self._stream(send, model, tokens, usage, tools))
         try:
             # uvicorn drops writes to a closed connection silently, so a client that
             # leaves is noticed on the receive channel, at the moment it goes.
@@ -159,17 +176,21 @@ class Simulator:
         finally:
             self.open -= 1
 
-    async def _stream(self, send: Send, model: str, tokens: int, usage: int) -> None:
+    async def _stream(self, send: Send, model: str, tokens: int, usage: int, tools: bool) -> None:
         frames = self._frames_for(model)
+        if tools:
+            chunks, finish = frames.tool_calls(usage, tokens), frames.tool_finish[usage]
+        else:
+            chunks, finish = frames.tokens[usage][:tokens], frames.finish[usage]
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         # The role chunk goes at once, as OpenAI's does: it carries no token.
         await send({"type": "http.response.body", "body": frames.first[usage], "more_body": True})
         await asyncio.sleep(self.ttft_s)
-        for n, chunk in enumerate(frames.tokens[usage][:tokens]):
+        for n, chunk in enumerate(chunks):
             if n:
                 await asyncio.sleep(self.itl_s)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        tail = frames.finish[usage] + (frames.usage[tokens] if usage else b"")
+        tail = finish + (frames.usage[tokens] if usage else b"")
         await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n"})
 
 
@@ -184,13 +205,19 @@ async def _json(send: Send, status: int, value: object) -> None:
     await send({"type": "http.response.body", "body": orjson.dumps(value)})
 
 
-def _whole(model: str, tokens: int) -> dict[str, Any]:
+def _whole(model: str, tokens: int, tools: bool) -> dict[str, Any]:
     content = "".join(f"t{n} " for n in range(tokens))
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tools:
+        calls = [{"id": f"call_sim{i}", "type": "function",
+                  "function": {"name": "lookup", "arguments": arguments}}
+                 for i, arguments in enumerate(call_arguments(tokens))]  # fmt: skip
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
     return {
         "id": "chatcmpl-sim", "object": "chat.completion", "created": _CREATED, "model": model,
         "system_fingerprint": "fp_sim",
-        "choices": [{"index": 0, "finish_reason": "length", "logprobs": None,
-                     "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if tools else "length",
+                     "logprobs": None, "message": message}],
         "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens},
     }  # fmt: skip
 
