@@ -18,7 +18,7 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from tests.faults.upstream import FaultyUpstream, running_upstream
+from tests.faults.upstream import FaultyUpstream
 from tests.support import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -51,12 +51,6 @@ CALLS = [
     ("toolu_w", "get_weather", {"city": "Paris"}),
     ("toolu_t", "get_time", {"zone": "UTC"}),
 ]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FaultyUpstream]:
-    with running_upstream() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

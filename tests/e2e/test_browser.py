@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.e2e.test_tools import TOOLS
-from tests.faults.upstream import FaultyUpstream, running_upstream
-from tests.support import Stack, running_stack
+from tests.faults.upstream import FaultyUpstream
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -351,21 +351,10 @@ def test_the_title_appears_in_the_list_without_a_reload(page: Page) -> None:
         page.screenshot(path=str(README_SHOT))
 
 
-@pytest.fixture(scope="module")
-def scripted_stack(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Stack, FaultyUpstream]]:
-    """A stack on the scripted upstream, whose answer can be made a tool call on demand."""
-    with running_upstream() as upstream:
-        state = Path(tmp_path_factory.mktemp("browser-tools"))
-        with running_stack(state, "--upstream-url", upstream.base_url, "--model", "scripted") as s:
-            yield s, upstream
-
-
 def test_a_tool_call_and_its_result_are_shown_readably(
-    browser: Browser, scripted_stack: tuple[Stack, FaultyUpstream]
+    browser: Browser, scripted_stack: Stack, upstream: FaultyUpstream
 ) -> None:
-    stack, upstream = scripted_stack
+    stack = scripted_stack
     with api(stack) as http:
         created = http.post("/v1/conversations", json={"title": "Weather", "tools": TOOLS})
         conversation_id = created.json()["id"]

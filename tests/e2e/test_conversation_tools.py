@@ -9,8 +9,7 @@ of the script.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,8 +17,8 @@ import pytest
 
 from tests.e2e.test_conversations import SseEvent, sse
 from tests.e2e.test_tools import TOOLS
-from tests.faults.upstream import FaultyUpstream, running_upstream
-from tests.support import Stack, running_stack
+from tests.faults.upstream import FaultyUpstream
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -31,25 +30,10 @@ RESULTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FaultyUpstream]:
-    with running_upstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tools_stack(
-    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("conversation-tools"))
-    with running_stack(state, "--upstream-url", upstream.base_url, "--model", MODEL) as stack:
-        yield stack
-
-
 @pytest.fixture
-async def http(tools_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def http(scripted_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        base_url=tools_stack.gateway_url, headers=tools_stack.auth, timeout=30
+        base_url=scripted_stack.gateway_url, headers=scripted_stack.auth, timeout=30
     ) as client:
         yield client
 

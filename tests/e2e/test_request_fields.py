@@ -7,8 +7,7 @@ to the schema); what reaches a provider is checked on the scripted upstream.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,8 +17,8 @@ from openai import AsyncOpenAI
 
 from services.gateway.request_fields import REFUSED
 from tests.e2e.test_conversations import sse
-from tests.faults.upstream import FaultyUpstream, running_upstream
-from tests.support import Stack, running_stack
+from tests.faults.upstream import FaultyUpstream
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -179,21 +178,8 @@ async def test_a_field_the_anthropic_path_cannot_express_is_refused_for_its_mode
     assert response.json()["error"]["param"] == "response_format"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FaultyUpstream]:
-    with running_upstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def scripted(upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("fields"))
-    with running_stack(state, "--upstream-url", upstream.base_url, "--model", "scripted") as s:
-        yield s
-
-
 async def test_answer_shaping_fields_reach_an_openai_compatible_provider_as_sent(
-    scripted: Stack, upstream: FaultyUpstream
+    scripted_stack: Stack, upstream: FaultyUpstream
 ) -> None:
     shaping = {
         "frequency_penalty": 0.5,
@@ -206,7 +192,7 @@ async def test_answer_shaping_fields_reach_an_openai_compatible_provider_as_sent
         },
     }
     async with httpx.AsyncClient(
-        base_url=scripted.gateway_url, headers=scripted.auth, timeout=30
+        base_url=scripted_stack.gateway_url, headers=scripted_stack.auth, timeout=30
     ) as client:
         response = await client.post(
             "/v1/chat/completions", json={**body(model="scripted"), **shaping}

@@ -8,16 +8,15 @@ exactly; `tokenbus up --upstream-url` serves it as the only model.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from tests.faults.upstream import FaultyUpstream, running_upstream
-from tests.support import Stack, running_stack
+from tests.faults.upstream import FaultyUpstream
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -46,25 +45,10 @@ TOOLS: list[Any] = [
 ASK: list[Any] = [{"role": "user", "content": "Weather in Paris, and the time in UTC?"}]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FaultyUpstream]:
-    with running_upstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tools_stack(
-    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("tools"))
-    with running_stack(state, "--upstream-url", upstream.base_url, "--model", MODEL) as stack:
-        yield stack
-
-
 @pytest.fixture
-async def client(tools_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
+async def client(scripted_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
     async with AsyncOpenAI(
-        base_url=f"{tools_stack.gateway_url}/v1", api_key=tools_stack.api_key, max_retries=0
+        base_url=f"{scripted_stack.gateway_url}/v1", api_key=scripted_stack.api_key, max_retries=0
     ) as sdk:
         yield sdk
 
@@ -179,10 +163,12 @@ async def test_a_history_with_calls_and_their_results_reaches_the_model_as_sent(
     ],
 )
 async def test_tool_fields_that_cannot_be_right_are_refused_with_400_naming_them(
-    tools_stack: Stack, change: dict[str, Any], param: str
+    scripted_stack: Stack, change: dict[str, Any], param: str
 ) -> None:
     body = {"model": MODEL, "messages": ASK, "tools": TOOLS, **change}
-    async with httpx.AsyncClient(base_url=tools_stack.gateway_url, headers=tools_stack.auth) as h:
+    async with httpx.AsyncClient(
+        base_url=scripted_stack.gateway_url, headers=scripted_stack.auth
+    ) as h:
         response = await h.post("/v1/chat/completions", json=body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
