@@ -99,3 +99,11 @@ class ChatRequest(BusMessage):
         default=None, exclude_if=lambda v: v is None, description="None: the provider's default"
     )
     deadline_at: datetime | None = Field(default=None, description="Give up after this instant")
+    buffered: bool = Field(
+        default=False,
+        exclude_if=lambda v: not v,
+        description=(
+            "Nobody reads the answer as it streams (a non-streamed completion, a job): "
+            "a structured answer that fails validation may be asked again unseen"
+        ),
+    )

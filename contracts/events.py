@@ -63,7 +63,13 @@ class TurnUsage(TurnEventBase):
     cached_input_tokens: int = Field(
         default=0, ge=0, description="Part of input_tokens the provider served from its cache"
     )
-    purpose: Literal["chat", "title"] = "chat"
+    purpose: Literal["chat", "title", "structured_retry"] = Field(
+        default="chat",
+        description=(
+            "chat; title (the titler's calls); structured_retry: a chat turn whose answer "
+            "failed its response_format and was asked again (tokens of every call)"
+        ),
+    )
     estimated: bool = Field(
         default=False,
         description=(
@@ -83,6 +89,17 @@ class TurnCompleted(TurnEventBase):
     model: str
     finish_reason: FinishReason
     from_cache: bool = Field(default=False, description="Answered from the exact-response cache")
+    output_valid: bool | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Whether the answer fits the request's response_format; absent if none",
+    )
+    output_error: str | None = Field(
+        default=None,
+        max_length=1000,
+        exclude_if=lambda v: v is None,
+        description="The validator's message when output_valid is false",
+    )
 
 
 class TurnFailed(TurnEventBase):

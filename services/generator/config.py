@@ -38,6 +38,15 @@ class GeneratorSettings(BaseSettings):
     breaker_min_calls: int = Field(default=5, ge=1)
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_s: float = Field(default=15.0, gt=0)
+    structured_retries: int = Field(
+        default=1,
+        ge=0,
+        le=3,
+        description=(
+            "A non-streamed answer that fails its response_format is asked again this "
+            "many times, with the validator's message as feedback; 0: never"
+        ),
+    )
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
     ack_wait_s: float = Field(default=3.0, gt=0)
     max_deliver: int = Field(default=3, ge=1)

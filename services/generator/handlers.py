@@ -25,6 +25,7 @@ def chat_request_handler(
     sink: EventSink,
     cancels: CancelRegistry,
     history: TurnHistory | None = None,
+    structured_retries: int = 1,
 ) -> Handler[ChatRequest]:
     async def handle(request: ChatRequest, delivery: Delivery) -> None:
         if (live := cancels.task_of(request.turn_id)) is not None:
@@ -42,6 +43,7 @@ def chat_request_handler(
                 sink,
                 was_cancelled=lambda: cancels.is_cancelled(request.turn_id),
                 history=history,
+                structured_retries=structured_retries,
             )
 
     return handle

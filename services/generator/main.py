@@ -85,7 +85,13 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             max_deliver=settings.max_deliver,
         ),
         ChatRequest.model_validate_json,
-        chat_request_handler(provider, NatsEventSink(bus), cancels, StreamTurnHistory(bus.js)),
+        chat_request_handler(
+            provider,
+            NatsEventSink(bus),
+            cancels,
+            StreamTurnHistory(bus.js),
+            structured_retries=settings.structured_retries,
+        ),
     )
     running = asyncio.create_task(worker.run())
     log.info("generator ready", extra={"models": sorted(catalog.models)})

@@ -23,6 +23,7 @@ __all__ = [
     "ERRORS",
     "FAILOVERS",
     "RETRIES",
+    "STRUCTURED_OUTPUTS",
     "TIME_PER_OUTPUT_TOKEN",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
@@ -65,6 +66,14 @@ FAILOVERS = Counter(
     "tokenbus_generator_failovers_total",
     "Turns moved from this catalog model to its next fallback",
     ["model"],
+)
+# Answers checked against their response_format: "valid" / "invalid" once per turn
+# (how it ended), "retried" once per time it was asked again.
+STRUCTURED_OUTPUTS = Counter(
+    "tokenbus_generator_structured_outputs_total",
+    "Answers checked against their response_format, by catalog model and outcome "
+    "(valid, invalid, retried)",
+    ["model", "outcome"],
 )
 ACTIVE_STREAMS = Gauge(
     "tokenbus_generator_active_streams",

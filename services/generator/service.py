@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts import (
@@ -18,7 +19,9 @@ from contracts import (
 )
 from services.generator.errors import ProviderError
 from services.generator.lost_attempts import earlier_events, meter_lost_attempts, turn_ended
+from services.generator.metrics import STRUCTURED_OUTPUTS
 from services.generator.ports import EventSink, ModelProvider, StreamEnd, TextChunk, TurnHistory
+from services.generator.structured import checked_finish, output_error, with_feedback
 
 __all__ = ["generate_turn"]
 
@@ -35,8 +38,14 @@ async def generate_turn(
     was_cancelled: Callable[[], bool] = lambda: False,
     now: datetime | None = None,
     history: TurnHistory | None = None,
+    structured_retries: int = 1,
 ) -> None:
     """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed.
+
+    An answer with a response_format is checked when it ends (see
+    services.generator.structured): a buffered one that fails is asked again up to
+    `structured_retries` times, unseen, and ends as `invalid_output` if it still
+    fails; a streamed one was seen already and ends marked with `output_valid`.
 
     If the task is cancelled and `was_cancelled()` says the client asked for it,
     the turn ends as completed with finish reason "cancelled", keeping (and
@@ -86,48 +95,47 @@ async def generate_turn(
             request, earlier, attempt, sink, _estimated_prompt_tokens(request)
         )
 
-    chunks = 0
-    prompt: TextChunk | None = None  # the chunk that told the prompt's size, if one did
-    end: StreamEnd | None = None
-    failure: ProviderError | None = None
-    cancelled = False
-    try:
-        async with asyncio.timeout(remaining):
-            async for item in provider.stream(request):
-                if isinstance(item, TextChunk):
-                    chunks += 1
-                    if prompt is None and item.input_tokens is not None:
-                        prompt = item
-                    await sink.emit(
-                        request,
-                        TurnDelta(**envelope(), text=item.text, tool_calls=item.tool_calls),
-                    )
-                else:
-                    end = item
-    except ProviderError as exc:
-        log.warning("provider failed", extra={"turn_id": request.turn_id, "code": exc.code})
-        failure = exc
-    except TimeoutError:
-        failure = ProviderError("timeout", "The model did not finish before the deadline.")
-    except Exception as exc:
-        # Whatever broke (a malformed chunk, an SDK surprise), the turn must still
-        # end with a final event, or its client would wait until the deadline.
-        log.error(
-            "provider raised an unexpected error",
-            extra={"turn_id": request.turn_id, "error_type": type(exc).__name__},
+    async def publish(chunk: TextChunk) -> None:
+        await sink.emit(
+            request, TurnDelta(**envelope(), text=chunk.text, tool_calls=chunk.tool_calls)
         )
-        failure = ProviderError("upstream_error", "The model failed.")
-    except asyncio.CancelledError:
-        if not was_cancelled():
-            raise
-        # The client's cancel, not a shutdown: swallow it and finish the turn cleanly.
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        cancelled = True
 
-    await meter(_usage(request, end, chunks, prompt))
-    if failure is not None:
+    response_format = request.params.response_format
+    # Nobody watches a buffered structured answer arrive: it is held until it passed
+    # its check, so one that failed can be asked again and never be seen.
+    hold = request.buffered and response_format is not None
+    calls: list[_Call] = []
+    ask = request
+    error: str | None = None
+    while True:
+        left = remaining if not calls else _seconds_left(request, utc_now())
+        call = await _call(ask, provider, left, None if hold else publish, was_cancelled)
+        calls.append(call)
+        error = _check(request, call)
+        if error is None or not _may_retry(request, call, len(calls) - 1, structured_retries):
+            break
+        STRUCTURED_OUTPUTS.labels(_served(request, call), "retried").inc()
+        log.info(
+            "structured answer failed its check; asked again",
+            extra={"turn_id": request.turn_id, "model": request.model, "retry": len(calls)},
+        )
+        ask = with_feedback(ask, call.text, error)
+
+    last = calls[-1]
+    invalid_buffered = error is not None and _must_fit(request, last)
+    if not invalid_buffered:
+        for chunk in last.held:
+            await publish(chunk)
+    await meter(_summed([_usage(c.asked, c.end, c.chunks, c.prompt) for c in calls]))
+    if _checked(request, last):
+        outcome = "valid" if error is None else "invalid"
+        STRUCTURED_OUTPUTS.labels(_served(request, last), outcome).inc()
+    if last.failure is not None or invalid_buffered:
+        failure = last.failure or ProviderError(
+            "invalid_output",
+            f"The model's answer did not fit the response_format "
+            f"({_tries(len(calls))}). {error}",
+        )
         await sink.emit_final(
             request,
             TurnFailed(
@@ -138,13 +146,145 @@ async def generate_turn(
             ),
         )
         return
-    finish = "cancelled" if cancelled or end is None else end.finish_reason
-    served_by = (end.served_by if end else None) or request.model
+    end = last.end
+    finish = "cancelled" if last.cancelled or end is None else end.finish_reason
     from_cache = end is not None and end.from_cache
+    checked = _checked(request, last)
     await sink.emit_final(
         request,
-        TurnCompleted(**envelope(), model=served_by, finish_reason=finish, from_cache=from_cache),
+        TurnCompleted(
+            **envelope(),
+            model=_served(request, last),
+            finish_reason=finish,
+            from_cache=from_cache,
+            output_valid=(error is None) if checked else None,
+            output_error=error if checked else None,
+        ),
     )
+
+
+@dataclass(slots=True)
+class _Call:
+    """One provider call of a turn: what it made and how it ended."""
+
+    asked: ChatRequest
+    chunks: int = 0
+    prompt: TextChunk | None = None  # the chunk that told the prompt's size, if one did
+    end: StreamEnd | None = None
+    failure: ProviderError | None = None
+    cancelled: bool = False
+    called_tools: bool = False
+    parts: list[str] = field(default_factory=list)
+    held: list[TextChunk] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+async def _call(
+    request: ChatRequest,
+    provider: ModelProvider,
+    remaining: float | None,
+    publish: Callable[[TextChunk], Awaitable[None]] | None,
+    was_cancelled: Callable[[], bool],
+) -> _Call:
+    """Stream one answer; its chunks are published as they come, or held when `publish` is None."""
+    call = _Call(request)
+    try:
+        async with asyncio.timeout(remaining):
+            async for item in provider.stream(request):
+                if isinstance(item, TextChunk):
+                    call.chunks += 1
+                    if call.prompt is None and item.input_tokens is not None:
+                        call.prompt = item
+                    call.parts.append(item.text)
+                    call.called_tools = call.called_tools or bool(item.tool_calls)
+                    if publish is None:
+                        call.held.append(item)
+                    else:
+                        await publish(item)
+                else:
+                    call.end = item
+    except ProviderError as exc:
+        log.warning("provider failed", extra={"turn_id": request.turn_id, "code": exc.code})
+        call.failure = exc
+    except TimeoutError:
+        call.failure = ProviderError("timeout", "The model did not finish before the deadline.")
+    except Exception as exc:
+        # Whatever broke (a malformed chunk, an SDK surprise), the turn must still
+        # end with a final event, or its client would wait until the deadline.
+        log.error(
+            "provider raised an unexpected error",
+            extra={"turn_id": request.turn_id, "error_type": type(exc).__name__},
+        )
+        call.failure = ProviderError("upstream_error", "The model failed.")
+    except asyncio.CancelledError:
+        if not was_cancelled():
+            raise
+        # The client's cancel, not a shutdown: swallow it and finish the turn cleanly.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        call.cancelled = True
+    return call
+
+
+def _checked(request: ChatRequest, call: _Call) -> bool:
+    """Whether this answer is one its response_format applies to (whole text, not calls)."""
+    return (
+        request.params.response_format is not None
+        and call.failure is None
+        and not call.cancelled
+        and call.end is not None
+        and checked_finish(call.end.finish_reason)
+        and not call.called_tools
+    )
+
+
+def _check(request: ChatRequest, call: _Call) -> str | None:
+    response_format = request.params.response_format
+    if response_format is None or not _checked(request, call):
+        return None
+    return output_error(response_format, call.text)
+
+
+def _must_fit(request: ChatRequest, call: _Call) -> bool:
+    """A buffered whole answer: one that fails is asked again, or ends the turn as failed.
+
+    A streamed answer was seen as it came and cannot be taken back; one cut at
+    max_tokens ends as OpenAI ends it (finish_reason "length"), marked invalid.
+    """
+    return request.buffered and call.end is not None and call.end.finish_reason == "stop"
+
+
+def _may_retry(request: ChatRequest, call: _Call, retries: int, allowed: int) -> bool:
+    return retries < allowed and _must_fit(request, call)
+
+
+def _tries(calls: int) -> str:
+    return "asked once" if calls == 1 else f"asked {calls} times"
+
+
+def _served(request: ChatRequest, call: _Call) -> str:
+    return (call.end.served_by if call.end else None) or request.model
+
+
+def _summed(usages: list[dict[str, object]]) -> dict[str, object]:
+    """One turn, one usage: every call's tokens, the retries marked by their purpose."""
+    if len(usages) == 1:
+        return usages[0]
+    total = dict(usages[-1])
+    for measure in ("input_tokens", "output_tokens", "cached_input_tokens"):
+        total[measure] = sum(_count(u.get(measure)) for u in usages)
+    total["estimated"] = any(u.get("estimated") for u in usages)
+    total["from_cache"] = all(u.get("from_cache") for u in usages)
+    total["purpose"] = "structured_retry"
+    return total
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _seconds_left(request: ChatRequest, now: datetime) -> float | None:
