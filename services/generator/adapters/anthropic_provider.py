@@ -12,6 +12,11 @@ from pydantic import ValidationError
 
 from contracts import ChatRequest, FinishReason, ToolCallDelta
 from services.generator.adapters.anthropic_request import to_anthropic_messages, tool_fields
+from services.generator.adapters.anthropic_structured import (
+    JsonAnswer,
+    answer_tool_fields,
+    refuse_inexpressible,
+)
 from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
@@ -54,14 +59,21 @@ class AnthropicProvider:
         return self._stream(request)
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[TextChunk | StreamEnd]:
-        system, messages = to_anthropic_messages(request.messages)
         p = request.params
+        # Refused before any call: a fallback's request was checked for another model.
+        refuse_inexpressible(p, self._upstream_model)
+        json_answer = JsonAnswer() if p.response_format is not None else None
+        system, messages = to_anthropic_messages(request.messages)
         body: dict[str, Any] = {
             "model": self._upstream_model,
             "max_tokens": p.max_tokens or self._max_output_tokens,
             "messages": messages,
             "stream": True,
-            **tool_fields(request),
+            **(
+                answer_tool_fields(request, self._upstream_model)
+                if json_answer is not None
+                else tool_fields(request)
+            ),
         }
         if system:
             body["system"] = system
@@ -106,18 +118,23 @@ class AnthropicProvider:
                     output_tokens = event.output_tokens
                     if event.stop_reason is not None:
                         finish = _FINISH.get(event.stop_reason, "stop")
+                        if json_answer is not None and event.stop_reason == "tool_use":
+                            finish = "stop"  # the answer tool's call is the answer itself
                 else:
-                    piece = calls.piece(event)
-                    if not event.text and piece is None:
+                    if json_answer is not None:
+                        answer, piece = json_answer.text(event), None
+                    else:
+                        answer, piece = event.text or "", calls.piece(event)
+                    if not answer and piece is None:
                         continue
                     idle.armed = True
                     pieces = (piece,) if piece is not None else ()
                     if told:
-                        yield TextChunk(event.text or "", tool_calls=pieces)
+                        yield TextChunk(answer, tool_calls=pieces)
                     else:
                         told = True
                         yield TextChunk(
-                            event.text or "",
+                            answer,
                             prompt[0] if prompt else None,
                             prompt[1] if prompt else 0,
                             tool_calls=pieces,
@@ -131,6 +148,8 @@ class AnthropicProvider:
             raise ProviderError(
                 "upstream_error", "The model's stream ended before it finished.", retryable=True
             )
+        if json_answer is not None and finish == "stop" and not json_answer.seen:
+            raise ProviderError("upstream_error", "The model answered without the JSON asked for.")
         input_tokens, cached = prompt if prompt else (None, 0)
         yield StreamEnd(finish, model, input_tokens, output_tokens, cached)
 
