@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import jsonschema
 import openai
 import pytest
 
+from tests.e2e.test_conversations import SseEvent, sse
 from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -163,3 +165,51 @@ async def test_anthropic_path_answers_in_words_after_the_tool_result(
     client: openai.AsyncOpenAI,
 ) -> None:
     await check_full_loop(client, ANTHROPIC_PATH)
+
+
+async def test_a_full_tool_loop_in_a_conversation_with_the_real_model(stack: Stack) -> None:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth, timeout=120
+    ) as http:
+        created = await http.post("/v1/conversations", json={"title": "w", "tools": [WEATHER]})
+        conversation_id = created.json()["id"]
+        first = await conversation_turn(
+            http,
+            conversation_id,
+            {
+                "content": QUESTION[0]["content"],
+                "tool_choice": "required",
+                "temperature": 0,
+                "max_tokens": 120,
+            },
+        )
+        assert first[-1].data["finish_reason"] == "tool_calls"
+        calls = [e.data for e in first if e.event == "tool_call"]
+        assert calls
+        for call in calls:
+            assert_fits_schema(call["name"], call["arguments"])
+        results = [{"tool_call_id": c["id"], "content": "Sunny, 21 C"} for c in calls]
+        second = await conversation_turn(
+            http, conversation_id, {"tool_results": results, "temperature": 0, "max_tokens": 60}
+        )
+        assert second[-1].event == "done"
+        assert second[-1].data["finish_reason"] in {"stop", "length"}
+        assert "".join(e.data["text"] for e in second if e.event == "delta").strip()
+        stored = (await http.get(f"/v1/conversations/{conversation_id}")).json()
+        roles = [m["role"] for m in stored["messages"]]
+        assert roles == ["user", "assistant", *["tool"] * len(calls), "assistant"]
+
+
+async def conversation_turn(
+    http: httpx.AsyncClient, conversation_id: str, body: dict[str, Any]
+) -> list[SseEvent]:
+    events: list[SseEvent] = []
+    async with http.stream(
+        "POST", f"/v1/conversations/{conversation_id}/messages", json=body
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        async for event in sse(response):
+            events.append(event)
+            if event.event in {"done", "error"}:
+                break
+    return events
