@@ -22,8 +22,15 @@ from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
+from services.gateway.jobs.models import NewJob
 from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.openai_wire import DONE, HEARTBEAT, ChunkWriter, completion_body
+from services.gateway.openai_wire import (
+    DONE,
+    HEARTBEAT,
+    ChunkWriter,
+    completion_body,
+    output_mark,
+)
 from services.gateway.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.request_fields import check_fields
 from services.gateway.tool_schema import check_tools_supported
@@ -78,6 +85,9 @@ def to_chat_request(
             response_format=body.response_format and body.response_format.to_contract(),
         ),
         deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
+        # Nobody reads a job or a non-streamed answer as it comes: the generator may
+        # ask again, unseen, for a structured answer that fails its check.
+        buffered=isinstance(body, NewJob) or not body.stream,
     )
 
 
@@ -135,9 +145,8 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
             elif isinstance(item, TurnUsage):
                 usage = item
             elif isinstance(item, TurnCompleted):
-                yield (
-                    writer.finish(item.finish_reason, item.from_cache) + writer.usage(usage) + DONE
-                )
+                finish = writer.finish(item.finish_reason, item.from_cache, output_mark(item))
+                yield finish + writer.usage(usage) + DONE
             else:
                 yield writer.error(item)
     finally:
@@ -160,6 +169,7 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
                     transcript.usage,
                     item.from_cache,
                     transcript.tool_calls,
+                    output_mark(item),
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

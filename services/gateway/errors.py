@@ -34,6 +34,7 @@ TURN_FAILURE_STATUS: dict[str, int] = {
     "content_filtered": 400,
     "rate_limited": 429,
     "upstream_error": 502,
+    "invalid_output": 502,
     "stream_interrupted": 502,
     "upstream_unavailable": 503,
     "overloaded": 503,

@@ -11,10 +11,18 @@ from typing import Any
 
 import orjson
 
-from contracts import FinishReason, ToolCall, ToolCallDelta, TurnFailed, TurnUsage
+from contracts import FinishReason, ToolCall, ToolCallDelta, TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.errors import error_body, turn_failure_status
 
-__all__ = ["DONE", "HEARTBEAT", "ChunkWriter", "completion_body", "usage_body"]
+__all__ = [
+    "DONE",
+    "EXTRA_FIELD",
+    "HEARTBEAT",
+    "ChunkWriter",
+    "completion_body",
+    "output_mark",
+    "usage_body",
+]
 
 DONE = b"data: [DONE]\n\n"
 HEARTBEAT = b": keep-alive\n\n"
@@ -23,8 +31,22 @@ HEARTBEAT = b": keep-alive\n\n"
 # "which backend configuration answered").
 CACHE_FINGERPRINT = "tokenbus-cache"
 
+# tokenbus's own additions to OpenAI's bodies sit under this one key, which the
+# SDKs keep as an extra (`chunk.model_extra["tokenbus"]`) and otherwise ignore.
+EXTRA_FIELD = "tokenbus"
+
 # OpenAI has no "cancelled"; a cut-short answer ends like one that was stopped.
 _FINISH: dict[str, str] = {"cancelled": "stop"}
+
+
+def output_mark(done: TurnCompleted) -> dict[str, Any] | None:
+    """Whether the answer fit its response_format, for the last chunk or the body; None: none."""
+    if done.output_valid is None:
+        return None
+    mark: dict[str, Any] = {"output_valid": done.output_valid}
+    if done.output_error is not None:
+        mark["output_error"] = done.output_error
+    return mark
 
 
 def usage_body(usage: TurnUsage | None) -> dict[str, int] | None:
@@ -79,11 +101,13 @@ class ChunkWriter:
         return self._event([{"index": 0, "delta": {"tool_calls": calls},
                              "logprobs": None, "finish_reason": None}])  # fmt: skip
 
-    def finish(self, reason: FinishReason, from_cache: bool = False) -> bytes:
+    def finish(
+        self, reason: FinishReason, from_cache: bool = False, mark: dict[str, Any] | None = None
+    ) -> bytes:
         if from_cache:
             self._head["system_fingerprint"] = CACHE_FINGERPRINT
         return self._event([{"index": 0, "delta": {}, "logprobs": None,
-                             "finish_reason": _FINISH.get(reason, reason)}])  # fmt: skip
+                             "finish_reason": _FINISH.get(reason, reason)}], mark)  # fmt: skip
 
     def usage(self, usage: TurnUsage | None) -> bytes:
         if not self._include_usage:
@@ -97,10 +121,12 @@ class ChunkWriter:
         body = error_body(failure.message, turn_failure_status(failure.code), failure.code)
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
-    def _event(self, choices: list[dict[str, Any]]) -> bytes:
+    def _event(self, choices: list[dict[str, Any]], mark: dict[str, Any] | None = None) -> bytes:
         body: dict[str, Any] = {**self._head, "choices": choices}
         if self._include_usage:
             body["usage"] = None
+        if mark is not None:
+            body[EXTRA_FIELD] = mark
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
@@ -112,6 +138,7 @@ def completion_body(
     usage: TurnUsage | None,
     from_cache: bool = False,
     tool_calls: tuple[ToolCall, ...] = (),
+    mark: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:
@@ -121,7 +148,7 @@ def completion_body(
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in tool_calls
         ]
-    return {
+    body: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
@@ -137,3 +164,6 @@ def completion_body(
         ],
         "usage": usage_body(usage),
     }
+    if mark is not None:
+        body[EXTRA_FIELD] = mark
+    return body

@@ -5,12 +5,14 @@ Fakes only at the generator's two Protocol seams (ModelProvider, EventSink).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from contracts import (
     ChatMessage,
@@ -23,6 +25,9 @@ from contracts import (
     TurnUsage,
     utc_now,
 )
+from services.gateway.conversations.sse import format_item
+from services.gateway.errors import turn_failure_status
+from services.gateway.openai_wire import ChunkWriter, output_mark
 from services.generator.metrics import STRUCTURED_OUTPUTS
 from services.generator.ports import StreamEnd, TextChunk, TurnEventOut
 from services.generator.service import generate_turn
@@ -249,3 +254,40 @@ async def test_no_model_text_or_validator_message_reaches_the_logs(
     assert "asked again" in logged
     assert "Atlantis" not in logged
     assert "required property" not in logged
+
+
+# How the gateway tells it
+
+
+def a_completion(**marks: Any) -> TurnCompleted:
+    return TurnCompleted(
+        correlation_id="corr",
+        conversation_id="conv",
+        turn_id="turn",
+        seq=4,
+        model="public-name",
+        finish_reason="stop",
+        **marks,
+    )
+
+
+def test_the_finish_chunk_carries_the_mark_and_the_sdk_keeps_it() -> None:
+    done = a_completion(output_valid=False, output_error="The answer is not JSON: ...")
+    frame = ChunkWriter("chatcmpl-1", "public-name", True).finish("stop", mark=output_mark(done))
+    chunk = ChatCompletionChunk.model_validate(json.loads(frame.removeprefix(b"data: ")))
+    assert chunk.choices[0].finish_reason == "stop"
+    assert (chunk.model_extra or {})["tokenbus"] == {
+        "output_valid": False,
+        "output_error": "The answer is not JSON: ...",
+    }
+    plain = ChunkWriter("chatcmpl-1", "public-name", True).finish("stop", mark=None)
+    assert b"tokenbus" not in plain
+
+
+def test_the_conversations_done_event_says_whether_the_answer_fit() -> None:
+    assert b'"output_valid":true' in format_item(a_completion(output_valid=True))
+    assert b"output_valid" not in format_item(a_completion())
+
+
+def test_invalid_output_is_a_bad_gateway() -> None:
+    assert turn_failure_status("invalid_output") == 502

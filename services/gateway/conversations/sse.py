@@ -95,11 +95,16 @@ def format_item(item: TurnItem) -> bytes:
             event_id,
         )
     if isinstance(item, TurnCompleted):
-        return _frame(
-            "done",
-            {"finish_reason": item.finish_reason, "model": item.model, "cached": item.from_cache},
-            event_id,
-        )
+        done: dict[str, Any] = {
+            "finish_reason": item.finish_reason,
+            "model": item.model,
+            "cached": item.from_cache,
+        }
+        if item.output_valid is not None:  # the message had a response_format
+            done["output_valid"] = item.output_valid
+            if item.output_error is not None:
+                done["output_error"] = item.output_error
+        return _frame("done", done, event_id)
     assert isinstance(item, TurnFailed)
     return _frame(
         "error",
