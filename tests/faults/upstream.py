@@ -17,7 +17,13 @@ script is used up). Steps:
                                                    (the connection stays open)
   {"kind": "tool_calls"}                           two interleaved tool calls, finish tool_calls
                                                    (OpenAI only)
+  {"kind": "text", "text": "..."}                  that text in three chunks, finish stop, usage
+                                                   7 in / 3 out (OpenAI only)
   {"kind": "tool_use"}                             a text block, then two tool_use blocks with
+                                                   input_json_delta pieces, stop_reason
+                                                   tool_use (Anthropic only)
+  {"kind": "tool_use_json", "input": {...}}        one tool_use block of the request's first
+                                                   tool, its input (default a city) in
                                                    input_json_delta pieces, stop_reason
                                                    tool_use (Anthropic only)
   {"kind": "reasoning"}                            as OpenAI's reasoning models: 400 for
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -125,6 +132,26 @@ _TEXT_THEN_TWO_TOOL_USES: list[tuple[str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
+_CITY = {"city": "Paris", "country": "France"}
+
+
+def _one_tool_use(name: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """One tool_use block whose input streams in pieces, as a forced tool answers."""
+    text = json.dumps(value)
+    cut = [0, 1, len(text) // 2, len(text) - 2, len(text)]
+    pieces = [text[a:b] for a, b in itertools.pairwise(cut)]
+    block = {"type": "tool_use", "id": "toolu_json", "name": name, "input": {}}
+    return [
+        ("content_block_start", {"index": 0, "content_block": block}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
+                                                        "partial_json": ""}}),
+        *(("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
+                                                          "partial_json": p}})
+          for p in pieces),
+        ("content_block_stop", {"index": 0}),
+    ]  # fmt: skip
+
+
 class FaultyUpstream:
     def __init__(self) -> None:
         self.script: list[dict[str, Any]] = []
@@ -209,6 +236,17 @@ class FaultyUpstream:
             yield _usage(model, 30, 12)
             yield b"data: [DONE]\n\n"
             return
+        if kind == "text":
+            text = str(step["text"])
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            cut = [0, len(text) // 3, 2 * len(text) // 3, len(text)]
+            for start, stop in zip(cut, cut[1:], strict=False):
+                yield _chunk(model, {"content": text[start:stop]})
+                await asyncio.sleep(0.005)
+            yield _chunk(model, {}, "stop")
+            yield _usage(model, 7, 3)
+            yield b"data: [DONE]\n\n"
+            return
         tokens = int(step.get("tokens", 5))
         yield _chunk(model, {"role": "assistant", "content": ""})
         for n in range(tokens):
@@ -231,6 +269,9 @@ class FaultyUpstream:
         if step["kind"] == "status":
             error = {"type": "api_error", "message": step.get("message", "upstream says no")}
             return JSONResponse({"type": "error", "error": error}, status_code=step["status"])
+        if step["kind"] == "tool_use_json":
+            tool = (body.get("tools") or [{"name": "json_answer"}])[0]["name"]
+            step = {**step, "blocks": _one_tool_use(tool, step.get("input", _CITY))}
         return StreamingResponse(
             self._message_events(request, body.get("model", "fault"), step),
             media_type="text/event-stream",
@@ -254,8 +295,8 @@ class FaultyUpstream:
             "usage": {"input_tokens": 30 if kind == "tool_use" else 7, "output_tokens": 0},
         }
         yield _event("message_start", {"message": message})
-        if kind == "tool_use":
-            for name, data in _TEXT_THEN_TWO_TOOL_USES:
+        if kind in ("tool_use", "tool_use_json"):
+            for name, data in step.get("blocks", _TEXT_THEN_TWO_TOOL_USES):
                 yield _event(name, data)
                 await asyncio.sleep(0.005)
             stop = {"stop_reason": "tool_use", "stop_sequence": None}
