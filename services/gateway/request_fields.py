@@ -52,7 +52,6 @@ _PROVIDER_CANNOT: Mapping[str, frozenset[str]] = {
             "presence_penalty",
             "logit_bias",
             "reasoning_effort",
-            "response_format",
         }
     ),
 }

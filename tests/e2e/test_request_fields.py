@@ -169,13 +169,7 @@ async def test_a_field_the_anthropic_path_cannot_express_is_refused_for_its_mode
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["code"], error["param"]) == ("unsupported_parameter", "presence_penalty")
-    conversation = await http.post("/v1/conversations", json={"model": "smollm2-135m-anthropic"})
-    response = await http.post(
-        f"/v1/conversations/{conversation.json()['id']}/messages",
-        json={"content": "hi", "response_format": {"type": "json_object"}},
-    )
-    assert response.status_code == 400, response.text
-    assert response.json()["error"]["param"] == "response_format"
+    # response_format is mapped for them: tests/e2e/test_anthropic_structured.py.
 
 
 async def test_answer_shaping_fields_reach_an_openai_compatible_provider_as_sent(
