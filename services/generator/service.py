@@ -133,8 +133,7 @@ async def generate_turn(
     if last.failure is not None or invalid_buffered:
         failure = last.failure or ProviderError(
             "invalid_output",
-            f"The model's answer did not fit the response_format "
-            f"({_tries(len(calls))}). {error}",
+            f"The model's answer did not fit the response_format ({_tries(len(calls))}). {error}",
         )
         await sink.emit_final(
             request,

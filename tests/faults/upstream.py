@@ -239,9 +239,9 @@ class FaultyUpstream:
         if kind == "text":
             text = str(step["text"])
             yield _chunk(model, {"role": "assistant", "content": ""})
-            cut = [0, len(text) // 3, 2 * len(text) // 3, len(text)]
-            for start, stop in zip(cut, cut[1:], strict=False):
-                yield _chunk(model, {"content": text[start:stop]})
+            third = len(text) // 3
+            for part in (text[:third], text[third : 2 * third], text[2 * third :]):
+                yield _chunk(model, {"content": part})
                 await asyncio.sleep(0.005)
             yield _chunk(model, {}, "stop")
             yield _usage(model, 7, 3)
