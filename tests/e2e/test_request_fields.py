@@ -185,6 +185,8 @@ async def test_answer_shaping_fields_reach_an_openai_compatible_provider_as_sent
             "json_schema": {"name": "city", "schema": CITY, "strict": True},
         },
     }
+    # An answer that fits: one that did not would be asked again, then refused.
+    upstream.play({"kind": "text", "text": '{"city": "Paris", "country": "France"}'})
     async with httpx.AsyncClient(
         base_url=scripted_stack.gateway_url, headers=scripted_stack.auth, timeout=30
     ) as client:
