@@ -205,6 +205,7 @@ async def test_a_job_whose_answer_fails_is_asked_again_and_completes_with_the_va
     assert job["status"] == "completed", job
     assert job["result"]["choices"][0]["message"]["content"] == VALID
     assert job["result"]["usage"]["completion_tokens"] == 6
+    assert job["result"]["tokenbus"]["output_valid"] is True
     assert_feedback(upstream.bodies[-1], MISFIT, "'country' is a required property")
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from contracts import ToolCall, TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
-from services.gateway.openai_wire import completion_body
+from services.gateway.openai_wire import completion_body, output_mark
 from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript, interrupted
 
 __all__ = ["JobError", "JobStatus", "TurnOutcome", "job_body", "job_view", "outcome_of"]
@@ -103,6 +103,7 @@ def _result(job: JobRecord, outcome: TurnOutcome) -> dict[str, Any] | None:
         final.finish_reason,
         outcome.usage,
         tool_calls=outcome.tool_calls,
+        mark=output_mark(final),
     )
     # When the answer was made, not when it was read: every GET and the webhook agree.
     body["created"] = int(final.occurred_at.timestamp())
