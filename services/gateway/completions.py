@@ -52,8 +52,6 @@ def to_chat_request(
     check_output_limit(entry, limit)
     messages = tuple(m.to_contract() for m in body.messages)
     check_fields(body.model_dump(exclude_unset=True), set(type(body).model_fields), entry)
-    if body.n > 1:
-        raise ApiError(400, "n: one choice per request.", "unsupported_parameter", "n")
     tool_fields = body.tool_fields
     check_tools_supported(entry, tool_fields["tools"])
     _check_context(entry, messages, tool_fields["tools"], limit)

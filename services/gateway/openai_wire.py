@@ -20,6 +20,7 @@ __all__ = [
     "HEARTBEAT",
     "ChunkWriter",
     "completion_body",
+    "openai_tool_call",
     "output_mark",
     "usage_body",
 ]
@@ -47,6 +48,15 @@ def output_mark(done: TurnCompleted) -> dict[str, Any] | None:
     if done.output_error is not None:
         mark["output_error"] = done.output_error
     return mark
+
+
+def openai_tool_call(call: ToolCall) -> dict[str, Any]:
+    """A whole call in OpenAI's shape, as a message's `tool_calls` carries it."""
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
 
 
 def usage_body(usage: TurnUsage | None) -> dict[str, int] | None:
@@ -144,10 +154,7 @@ def completion_body(
     if tool_calls:
         # As OpenAI answers a message that only calls tools: no text is null, not "".
         message["content"] = text or None
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in tool_calls
-        ]
+        message["tool_calls"] = [openai_tool_call(c) for c in tool_calls]
     body: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",

@@ -32,6 +32,7 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
 
 # Fields that would change the answer and that tokenbus does not carry (yet), with why.
 REFUSED: Mapping[str, str] = {
+    "n": "one choice per request",
     "audio": "audio output is not supported",
     "modalities": "only text output is supported",
     "prediction": "predicted outputs are not supported",
@@ -67,6 +68,8 @@ def _is_harmless(field: str, value: Any) -> bool:
         return bool(value == ["text"])
     if field == "logprobs":
         return value is False
+    if field == "n":
+        return bool(value == 1)
     return value is None
 
 

@@ -127,7 +127,8 @@ async def generate_turn(
         for chunk in last.held:
             await publish(chunk)
     await meter(_summed([_usage(c.asked, c.end, c.chunks, c.prompt) for c in calls]))
-    if _checked(request, last):
+    checked = _checked(request, last)
+    if checked:
         outcome = "valid" if error is None else "invalid"
         STRUCTURED_OUTPUTS.labels(_served(request, last), outcome).inc()
     if last.failure is not None or invalid_buffered:
@@ -148,7 +149,6 @@ async def generate_turn(
     end = last.end
     finish = "cancelled" if last.cancelled or end is None else end.finish_reason
     from_cache = end is not None and end.from_cache
-    checked = _checked(request, last)
     await sink.emit_final(
         request,
         TurnCompleted(

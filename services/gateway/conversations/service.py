@@ -380,7 +380,7 @@ async def resume_events(
             transcript.add(item)
             ended = ended or isinstance(item, TurnCompleted | TurnFailed)
             answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
-            ended_well = _titles_follow(item, answered or after != (0, 0))
+            ended_well = _titles_follow(item, answered)
             if isinstance(item, TurnCompleted | TurnFailed):
                 await keeper.keep(item, transcript)
             if _past(item, after):

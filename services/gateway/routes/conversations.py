@@ -34,6 +34,7 @@ from services.gateway.conversations.titles import wants_title
 from services.gateway.errors import ApiError
 from services.gateway.feeds import claim_turn
 from services.gateway.idempotency import ClaimedTurn
+from services.gateway.openai_wire import openai_tool_call
 from services.gateway.service import start_turn
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import GatewayState, State
@@ -66,10 +67,7 @@ def _message(m: StoredMessage) -> dict[str, Any]:
     """A stored message; tool calls in the shape the client sent its tools in (OpenAI's)."""
     shown = m.model_dump(mode="json", exclude={"tool_calls"})
     if m.tool_calls:
-        shown["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in m.tool_calls
-        ]
+        shown["tool_calls"] = [openai_tool_call(c) for c in m.tool_calls]
     return shown
 
 
