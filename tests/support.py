@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import nats
+from openai import AsyncOpenAI
 
 from contracts.subjects import REQUESTS_STREAM
 from services.runtime.embedded_nats import NatsServerProcess, free_port
@@ -61,6 +62,10 @@ class Stack:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+    def openai(self) -> AsyncOpenAI:
+        """The unmodified openai SDK on this gateway; no retries, so a test sees every answer."""
+        return AsyncOpenAI(base_url=f"{self.gateway_url}/v1", api_key=self.api_key, max_retries=0)
 
     def pid(self, name: str) -> int:
         pids: dict[str, int] = json.loads((self.state_dir / "pids.json").read_text())

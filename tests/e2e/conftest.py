@@ -11,6 +11,7 @@ from tests.faults.upstream import FaultyUpstream, running_upstream
 from tests.support import Stack, running_stack
 
 SCRIPTED_MODEL = "scripted"
+SCRIPTED_ANTHROPIC_MODEL = "scripted-anthropic"
 
 
 @pytest.fixture(scope="module")
@@ -28,5 +29,23 @@ def scripted_stack(
     state = Path(tmp_path_factory.mktemp("scripted"))
     with running_stack(
         state, "--upstream-url", upstream.base_url, "--model", SCRIPTED_MODEL
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def anthropic_stack(
+    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """`tokenbus up` serving the scripted upstream's Messages API as `scripted-anthropic`."""
+    state = Path(tmp_path_factory.mktemp("scripted-anthropic"))
+    with running_stack(
+        state,
+        "--upstream-url",
+        upstream.base_url.removesuffix("/v1"),  # the Messages API's base
+        "--upstream-provider",
+        "anthropic",
+        "--model",
+        SCRIPTED_ANTHROPIC_MODEL,
     ) as stack:
         yield stack

@@ -10,8 +10,7 @@ forced tool's input by grammar) the answer must validate against the schema.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 
 from tests.e2e.test_conversations import sse
 from tests.faults.upstream import FaultyUpstream
-from tests.support import Stack, running_stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -48,30 +47,9 @@ class City(BaseModel):
     country: str
 
 
-@pytest.fixture(scope="module")
-def anthropic_stack(
-    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("anthropic-structured"))
-    with running_stack(
-        state,
-        "--upstream-url",
-        upstream.base_url.removesuffix("/v1"),  # the Messages API's base
-        "--upstream-provider",
-        "anthropic",
-        "--model",
-        MODEL,
-    ) as stack:
-        yield stack
-
-
 @pytest.fixture
 async def scripted(anthropic_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{anthropic_stack.gateway_url}/v1",
-        api_key=anthropic_stack.api_key,
-        max_retries=0,
-    ) as sdk:
+    async with anthropic_stack.openai() as sdk:
         yield sdk
 
 
@@ -160,9 +138,7 @@ async def test_response_format_with_tools_is_refused_without_calling_the_model(
 
 @pytest.fixture
 async def local(stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
-    ) as sdk:
+    async with stack.openai() as sdk:
         yield sdk
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from tests.faults.upstream import FaultyUpstream
-from tests.support import Stack, running_stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -53,30 +52,9 @@ CALLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def anthropic_stack(
-    upstream: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("anthropic-tools"))
-    with running_stack(
-        state,
-        "--upstream-url",
-        upstream.base_url.removesuffix("/v1"),  # the Messages API's base
-        "--upstream-provider",
-        "anthropic",
-        "--model",
-        MODEL,
-    ) as stack:
-        yield stack
-
-
 @pytest.fixture
 async def client(anthropic_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{anthropic_stack.gateway_url}/v1",
-        api_key=anthropic_stack.api_key,
-        max_retries=0,
-    ) as sdk:
+    async with anthropic_stack.openai() as sdk:
         yield sdk
 
 

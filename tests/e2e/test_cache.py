@@ -45,9 +45,7 @@ max_output_tokens = 256
 
 @pytest.fixture
 async def client(cache_stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{cache_stack.gateway_url}/v1", api_key=cache_stack.api_key, max_retries=0
-    ) as sdk:
+    async with cache_stack.openai() as sdk:
         yield sdk
 
 

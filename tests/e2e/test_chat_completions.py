@@ -32,9 +32,7 @@ PROMPT = [{"role": "user", "content": "Write two sentences about the sea."}]
 
 @pytest.fixture
 def client(stack: Stack) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
-    )
+    return stack.openai()
 
 
 async def test_streams_a_completion_token_by_token_through_the_openai_sdk(

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_conversations import SseEvent, sse
+from tests.e2e.test_conversations import SseEvent, send_message, sse
 from tests.e2e.test_tools import TOOLS
 from tests.faults.upstream import FaultyUpstream
 from tests.support import Stack
@@ -44,21 +44,6 @@ async def new_conversation(http: httpx.AsyncClient, **fields: Any) -> str:
     return str(response.json()["id"])
 
 
-async def send(
-    http: httpx.AsyncClient, conversation_id: str, body: dict[str, Any]
-) -> list[SseEvent]:
-    events: list[SseEvent] = []
-    async with http.stream(
-        "POST", f"/v1/conversations/{conversation_id}/messages", json=body
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        async for event in sse(response):
-            events.append(event)
-            if event.event in {"done", "error"}:
-                break
-    return events
-
-
 def whole_calls(events: list[SseEvent]) -> dict[str, tuple[str, Any]]:
     return {
         e.data["id"]: (e.data["name"], json.loads(e.data["arguments"]))
@@ -73,7 +58,8 @@ async def test_a_tool_loop_in_a_conversation_reaches_the_provider_as_openai_hist
     conversation_id = await new_conversation(http, tools=TOOLS)
     upstream.play({"kind": "tool_calls"}, {"kind": "ok", "tokens": 3})
 
-    events = await send(http, conversation_id, {"content": "Weather in Paris, time in UTC?"})
+    ask = {"content": "Weather in Paris, time in UTC?"}
+    events = await send_message(http, conversation_id, ask)
     kinds = [e.event for e in events]
     assert "tool_call_delta" in kinds
     assert whole_calls(events) == CALLS
@@ -92,7 +78,7 @@ async def test_a_tool_loop_in_a_conversation_reaches_the_provider_as_openai_hist
         "call_t": "get_time",
     }
 
-    events = await send(http, conversation_id, {"tool_results": RESULTS})
+    events = await send_message(http, conversation_id, {"tool_results": RESULTS})
     assert events[-1].data["finish_reason"] == "stop"
     assert "".join(e.data["text"] for e in events if e.event == "delta") == "tok0 tok1 tok2 "
     history = upstream.bodies[-1]["messages"]
@@ -165,8 +151,8 @@ async def test_a_plain_message_after_unanswered_calls_leaves_them_out_of_the_con
 ) -> None:
     conversation_id = await new_conversation(http, tools=TOOLS)
     upstream.play({"kind": "tool_calls"}, {"kind": "ok", "tokens": 2})
-    await send(http, conversation_id, {"content": "Weather?"})
-    events = await send(http, conversation_id, {"content": "Never mind, say hi."})
+    await send_message(http, conversation_id, {"content": "Weather?"})
+    events = await send_message(http, conversation_id, {"content": "Never mind, say hi."})
     assert events[-1].event == "done"
     history = upstream.bodies[-1]["messages"]
     # No provider takes an unanswered call followed by a user message.
@@ -213,7 +199,7 @@ async def test_bad_tool_input_is_a_400_naming_the_field_and_nothing_is_published
 ) -> None:
     conversation_id = await new_conversation(http, tools=TOOLS)
     upstream.play({"kind": "tool_calls"})
-    await send(http, conversation_id, {"content": "Weather and time?"})
+    await send_message(http, conversation_id, {"content": "Weather and time?"})
     before = len(upstream.bodies)
     response = await http.post(f"/v1/conversations/{conversation_id}/messages", json=body)
     assert response.status_code == 400, response.text

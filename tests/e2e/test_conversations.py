@@ -65,6 +65,22 @@ async def read(response: httpx.Response, stop_after_deltas: int | None = None) -
     return transcript
 
 
+async def send_message(
+    http: httpx.AsyncClient, conversation_id: str, body: dict[str, Any]
+) -> list[SseEvent]:
+    """POST a message; its turn's events up to `done` or `error` (a title may follow)."""
+    events: list[SseEvent] = []
+    async with http.stream(
+        "POST", f"/v1/conversations/{conversation_id}/messages", json=body
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        async for event in sse(response):
+            events.append(event)
+            if event.event in {"done", "error"}:
+                break
+    return events
+
+
 async def new_conversation(http: httpx.AsyncClient, **body: Any) -> str:
     response = await http.post("/v1/conversations", json=body)
     assert response.status_code == 201

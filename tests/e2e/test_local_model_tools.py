@@ -17,7 +17,7 @@ import jsonschema
 import openai
 import pytest
 
-from tests.e2e.test_conversations import SseEvent, sse
+from tests.e2e.test_conversations import send_message
 from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -42,9 +42,7 @@ QUESTION: list[Any] = [{"role": "user", "content": "What is the weather in Paris
 
 @pytest.fixture
 def client(stack: Stack) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
-    )
+    return stack.openai()
 
 
 def assert_fits_schema(name: str, arguments: str) -> None:
@@ -173,7 +171,7 @@ async def test_a_full_tool_loop_in_a_conversation_with_the_real_model(stack: Sta
     ) as http:
         created = await http.post("/v1/conversations", json={"title": "w", "tools": [WEATHER]})
         conversation_id = created.json()["id"]
-        first = await conversation_turn(
+        first = await send_message(
             http,
             conversation_id,
             {
@@ -189,7 +187,7 @@ async def test_a_full_tool_loop_in_a_conversation_with_the_real_model(stack: Sta
         for call in calls:
             assert_fits_schema(call["name"], call["arguments"])
         results = [{"tool_call_id": c["id"], "content": "Sunny, 21 C"} for c in calls]
-        second = await conversation_turn(
+        second = await send_message(
             http, conversation_id, {"tool_results": results, "temperature": 0, "max_tokens": 60}
         )
         assert second[-1].event == "done"
@@ -198,18 +196,3 @@ async def test_a_full_tool_loop_in_a_conversation_with_the_real_model(stack: Sta
         stored = (await http.get(f"/v1/conversations/{conversation_id}")).json()
         roles = [m["role"] for m in stored["messages"]]
         assert roles == ["user", "assistant", *["tool"] * len(calls), "assistant"]
-
-
-async def conversation_turn(
-    http: httpx.AsyncClient, conversation_id: str, body: dict[str, Any]
-) -> list[SseEvent]:
-    events: list[SseEvent] = []
-    async with http.stream(
-        "POST", f"/v1/conversations/{conversation_id}/messages", json=body
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        async for event in sse(response):
-            events.append(event)
-            if event.event in {"done", "error"}:
-                break
-    return events

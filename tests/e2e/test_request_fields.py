@@ -33,9 +33,7 @@ ASK = [{"role": "user", "content": "Name a city in France and its country, as JS
 
 @pytest.fixture
 async def sdk(stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
-    ) as client:
+    async with stack.openai() as client:
         yield client
 
 

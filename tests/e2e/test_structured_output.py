@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from contracts.subjects import TURNS_STREAM
+from tests.e2e.test_jobs import wait_for_job
 from tests.faults.upstream import FaultyUpstream
 from tests.support import Stack
 
@@ -45,9 +45,7 @@ MISFIT = '{"city": "Zanzibar-4411"}'
 
 @pytest.fixture
 async def client(scripted_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{scripted_stack.gateway_url}/v1", api_key=scripted_stack.api_key, max_retries=0
-    ) as sdk:
+    async with scripted_stack.openai() as sdk:
         yield sdk
 
 
@@ -184,6 +182,10 @@ async def test_a_streamed_answer_that_fits_is_marked_valid_through_the_stream_he
     assert (last.model_extra or {})["tokenbus"] == {"output_valid": True}
 
 
+def _ended(job: dict[str, Any]) -> bool:
+    return job["status"] not in ("queued", "running")
+
+
 async def test_a_job_whose_answer_fails_is_asked_again_and_completes_with_the_valid_one(
     upstream: FaultyUpstream, scripted_stack: Stack
 ) -> None:
@@ -196,12 +198,7 @@ async def test_a_job_whose_answer_fails_is_asked_again_and_completes_with_the_va
         )
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["id"]
-        deadline = time.monotonic() + 30
-        while True:
-            job = (await http.get(f"/v1/jobs/{job_id}")).json()
-            if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+    job = await wait_for_job(scripted_stack, job_id, _ended, timeout=30)
     assert job["status"] == "completed", job
     assert job["result"]["choices"][0]["message"]["content"] == VALID
     assert job["result"]["usage"]["completion_tokens"] == 6
@@ -221,12 +218,7 @@ async def test_a_job_that_fails_twice_ends_failed_with_invalid_output(
             json={"model": MODEL, "messages": ASK, "response_format": {"type": "json_object"}},
         )
         job_id = submitted.json()["id"]
-        deadline = time.monotonic() + 30
-        while True:
-            job = (await http.get(f"/v1/jobs/{job_id}")).json()
-            if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+    job = await wait_for_job(scripted_stack, job_id, _ended, timeout=30)
     assert job["status"] == "failed", job
     assert job["error"]["code"] == "invalid_output"
     assert "not an object (it is an array)" in job["error"]["message"]
@@ -235,9 +227,7 @@ async def test_a_job_that_fails_twice_ends_failed_with_invalid_output(
 async def test_a_streamed_json_schema_answer_of_the_real_model_is_marked_valid(
     stack: Stack,
 ) -> None:
-    async with AsyncOpenAI(
-        base_url=f"{stack.gateway_url}/v1", api_key=stack.api_key, max_retries=0
-    ) as sdk:
+    async with stack.openai() as sdk:
         stream = await sdk.chat.completions.create(
             model="smollm2-135m",
             messages=ASK,

@@ -47,9 +47,7 @@ ASK: list[Any] = [{"role": "user", "content": "Weather in Paris, and the time in
 
 @pytest.fixture
 async def client(scripted_stack: Stack) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=f"{scripted_stack.gateway_url}/v1", api_key=scripted_stack.api_key, max_retries=0
-    ) as sdk:
+    async with scripted_stack.openai() as sdk:
         yield sdk
 
 
