@@ -1,7 +1,16 @@
 """tokenbus contracts v1: the only code the services share."""
 
 from contracts.base import SCHEMA_VERSION, BusMessage, Token, new_id, utc_now
-from contracts.chat import ChatMessage, ChatRequest, GenerationParams, ResponseFormat, Role
+from contracts.chat import (
+    ChatMessage,
+    ChatRequest,
+    ContentPart,
+    GenerationParams,
+    ImagePart,
+    ResponseFormat,
+    Role,
+    TextPart,
+)
 from contracts.deadletter import DeadLetter
 from contracts.events import (
     FinishReason,
@@ -25,15 +34,18 @@ __all__ = [
     "BusMessage",
     "ChatMessage",
     "ChatRequest",
+    "ContentPart",
     "ConversationTitled",
     "DeadLetter",
     "FinishReason",
     "FunctionTool",
     "GenerationParams",
+    "ImagePart",
     "Limits",
     "ResponseFormat",
     "Role",
     "TenantRecord",
+    "TextPart",
     "TitleRequest",
     "TitleSource",
     "Token",

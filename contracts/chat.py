@@ -3,23 +3,68 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import BusMessage, Token
 from contracts.tools import FunctionTool, ToolCall, ToolChoice
 
-__all__ = ["ChatMessage", "ChatRequest", "GenerationParams", "Role"]
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "ContentPart",
+    "GenerationParams",
+    "ImagePart",
+    "Role",
+    "TextPart",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image in a user message: a URL the provider fetches, or bytes the gateway stored.
+
+    Image bytes never ride on the bus (a photo is larger than a bus message may
+    be): the gateway keeps them in the images object store under their sha256,
+    and the generator reads them back just before it calls the provider.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["image"] = "image"
+    url: str | None = Field(default=None, description="An https URL the provider fetches")
+    object_name: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The sha256 of the bytes, their name in the images object store",
+    )
+    media_type: str | None = Field(
+        default=None, description="For stored bytes: image/png, image/jpeg, image/gif, image/webp"
+    )
+    detail: Literal["auto", "low", "high"] | None = None
+    width: int | None = Field(default=None, ge=1, description="In pixels, when known")
+    height: int | None = Field(default=None, ge=1, description="In pixels, when known")
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class ChatMessage(BaseModel):
     """One message of the history; `tool` messages answer an assistant's tool call.
 
-    The tool fields are left out of the JSON while empty, so a message without
-    tools reads exactly as before.
+    A user message with images carries them, in order with its text, in `parts`;
+    `content` is then that text alone, for readers that only read text. The
+    tool and part fields are left out of the JSON while empty, so a message
+    without them reads exactly as before.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +80,15 @@ class ChatMessage(BaseModel):
         exclude_if=lambda v: v is None,
         description="The call a `tool` message answers",
     )
+    parts: tuple[ContentPart, ...] = Field(
+        default=(),
+        exclude_if=lambda v: not v,
+        description="Text and images in order, for a message with images; else empty",
+    )
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
 class ResponseFormat(BaseModel):

@@ -21,6 +21,7 @@ __all__ = [
     "DEADLETTER_SUBJECTS",
     "EVENT_KINDS",
     "IDEMPOTENCY_BUCKET",
+    "IMAGES_BUCKET",
     "JOBS_BUCKET",
     "KEYS_BUCKET",
     "LIMITS_BUCKET",
@@ -83,6 +84,8 @@ KEYS_BUCKET: Final = "TOKENBUS_KEYS"  # sha256(api key) -> key record; never the
 TITLES_BUCKET: Final = "TOKENBUS_TITLES"  # conversation -> its one title (the titler's claim)
 LIMITS_BUCKET: Final = "TOKENBUS_LIMITS"  # budget reservations in flight
 CACHE_BUCKET: Final = "TOKENBUS_CACHE"  # exact-response cache (models that turn it on)
+# JetStream object store: image bytes of requests, by sha256 (too big for a bus message).
+IMAGES_BUCKET: Final = "TOKENBUS_IMAGES"
 
 # Core NATS (not stored): every generator replica hears every control message.
 CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"

@@ -18,7 +18,7 @@ from contracts import ChatMessage, ChatRequest, FunctionTool, Limits, utc_now
 from contracts.subjects import SpendScope
 from services.gateway.caller import Caller
 from services.gateway.errors import ApiError
-from services.gateway.prompt_size import prompt_bytes, tools_bytes
+from services.gateway.prompt_size import images_tokens, prompt_bytes, tools_bytes
 from services.gateway.ratelimit import RateLimiter, RateWindow
 from services.runtime.budgets import Amount, Budgets, Overspent, seconds_until_midnight
 from services.runtime.catalog import ModelEntry
@@ -40,10 +40,11 @@ def worst_case_prompt_tokens(
     Real tokenizers average about 4 bytes per token on English text; the margin
     keeps a reservation above what the provider will actually count. Tool
     definitions and calls are prompt too: the provider renders them into it.
+    Images count at services.gateway.prompt_size's estimate.
     """
     return (
         32
-        + sum(16 + math.ceil(prompt_bytes(m) / 3) for m in messages)
+        + sum(16 + math.ceil(prompt_bytes(m) / 3) + images_tokens(m) for m in messages)
         + math.ceil(tools_bytes(tools) / 3)
     )
 

@@ -32,6 +32,11 @@ _GENERATION: Errors = {
     429: ("rate_limit_exceeded", "budget_exceeded"),
     503: ("overloaded",),
 }
+# Chat Completions bodies: fields refused by name, and image parts.
+_COMPLETION_BODY: Errors = {
+    400: ("unsupported_parameter", "unsupported_content", "invalid_image", "too_many_images"),
+    413: ("image_too_large", "request_too_large"),
+}
 _IDEMPOTENT: Errors = {400: ("invalid_idempotency_key",), 422: ("idempotency_key_reused",)}
 _CONVERSATION: Errors = {404: ("conversation_not_found",)}
 
@@ -48,6 +53,7 @@ def _turn_failures() -> Errors:
 ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
     "POST /v1/chat/completions": (
         _GENERATION,
+        _COMPLETION_BODY,
         _IDEMPOTENT,
         {404: ("model_not_found",)},
         _turn_failures(),
@@ -72,7 +78,7 @@ ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
         _CONVERSATION,
         {409: ("no_turn_in_progress",)},
     ),
-    "POST /v1/jobs": (_GENERATION, {404: ("model_not_found",)}),
+    "POST /v1/jobs": (_GENERATION, _COMPLETION_BODY, {404: ("model_not_found",)}),
     "GET /v1/jobs/{job_id}": ({404: ("job_not_found",)},),
     "GET /v1/usage": ({400: ("invalid_value",)},),
     "GET /healthz": (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit, deadline_s
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
+from services.gateway.images import ImageLimits, read_messages
 from services.gateway.jobs.models import NewJob
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.openai_wire import (
@@ -31,13 +33,20 @@ from services.gateway.openai_wire import (
     completion_body,
     output_mark,
 )
-from services.gateway.prompt_size import prompt_bytes, tools_bytes
+from services.gateway.prompt_size import images_tokens, prompt_bytes, tools_bytes
 from services.gateway.request_fields import check_fields
 from services.gateway.tool_schema import check_tools_supported
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog, ModelEntry
 
-__all__ = ["collect_completion", "stream_completion", "to_chat_request"]
+__all__ = ["PreparedTurn", "collect_completion", "stream_completion", "to_chat_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    request: ChatRequest
+    images: dict[str, bytes] = field(default_factory=dict)
+    """Image bytes the request names, to store before it is published (by sha256)."""
 
 
 def to_chat_request(
@@ -46,18 +55,21 @@ def to_chat_request(
     catalog: Catalog,
     caller: Caller,
     correlation_id: str,
-) -> ChatRequest:
+) -> PreparedTurn:
     entry = chat_model(catalog, body.model)
     limit = body.output_limit
     check_output_limit(entry, limit)
-    messages = tuple(m.to_contract() for m in body.messages)
+    read = read_messages(
+        body.messages, entry, ImageLimits(settings.max_images, settings.max_image_bytes)
+    )
+    messages = read.messages
     check_fields(body.model_dump(exclude_unset=True), set(type(body).model_fields), entry)
     tool_fields = body.tool_fields
     check_tools_supported(entry, tool_fields["tools"])
     _check_context(entry, messages, tool_fields["tools"], limit)
     turn_id = new_id()
     now = utc_now()
-    return ChatRequest(
+    request = ChatRequest(
         correlation_id=correlation_id,
         occurred_at=now,
         gateway_id=settings.gateway_id,
@@ -87,6 +99,7 @@ def to_chat_request(
         # ask again, unseen, for a structured answer that fails its check.
         buffered=isinstance(body, NewJob) or not body.stream,
     )
+    return PreparedTurn(request, read.uploads)
 
 
 def _check_context(
@@ -101,7 +114,11 @@ def _check_context(
     instead of failing at the provider later. The estimate is the conversations'
     own (rough, ~4 characters a token); the provider still has the last word.
     """
-    prompt = sum(prompt_bytes(m) for m in messages) // 4 + len(messages) + tools_bytes(tools) // 4
+    prompt = (
+        sum(prompt_bytes(m) // 4 + images_tokens(m) for m in messages)
+        + len(messages)
+        + tools_bytes(tools) // 4
+    )
     if prompt + (limit or 0) > entry.context_window:
         room = f"; with max_tokens {limit} for the answer they" if limit else " and"
         raise ApiError(

@@ -31,7 +31,13 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("TOKENBUS_GATEWAY_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
         description="Model catalog (TOML); the packaged default runs on the local model",
     )
-    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_body_bytes: int = Field(
+        default=10_000_000, ge=1024, description="413 above it; room for a data: URL image"
+    )
+    max_images: int = Field(default=20, ge=0, description="Images in one request, at most")
+    max_image_bytes: int = Field(
+        default=5_000_000, ge=1024, description="Bytes of one data: URL image, decoded, at most"
+    )
     request_deadline_s: float = Field(
         default=120.0, gt=0, description="Deadline of a turn whose catalog entry sets none"
     )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from contracts.subjects import (
     CONVERSATIONS_BUCKET,
     IDEMPOTENCY_BUCKET,
+    IMAGES_BUCKET,
     KEYS_BUCKET,
     TURNS_STREAM,
     turn_kind_filter,
@@ -42,6 +43,7 @@ from services.runtime.budgets import Budgets
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
+from services.runtime.images import ObjectStoreImages
 from services.runtime.keys import KeyStore
 from services.runtime.logs import configure_logging
 from services.runtime.telemetry import setup_tracing
@@ -114,6 +116,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
             webhooks=webhooks,
             keys=keys,
             admission=Admission(keys, RateLimiter(bus.nc, bus.js), Budgets(bus.js)),
+            images=ObjectStoreImages(await bus.js.object_store(IMAGES_BUCKET)),
         )
         log.info("gateway ready", extra={"gateway_id": settings.gateway_id})
         try:

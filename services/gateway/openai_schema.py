@@ -13,15 +13,17 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictStr,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from contracts import ChatMessage, ResponseFormat, ToolCall, ToolName
+from contracts import ChatMessage, ContentPart, ResponseFormat, ToolCall, ToolName
 from services.gateway.tool_schema import (
     ToolChoiceInput,
     ToolOffer,
@@ -30,7 +32,14 @@ from services.gateway.tool_schema import (
     tool_choice_problem,
 )
 
-__all__ = ["ChatCompletionRequest", "InputMessage", "StreamOptions", "TextPart"]
+__all__ = [
+    "ChatCompletionRequest",
+    "ImageUrlPart",
+    "InputMessage",
+    "OtherPart",
+    "StreamOptions",
+    "TextPart",
+]
 
 
 class TextPart(BaseModel):
@@ -38,6 +47,42 @@ class TextPart(BaseModel):
 
     type: Literal["text"]
     text: StrictStr
+
+
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: StrictStr = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrlPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class OtherPart(BaseModel):
+    """A part of a kind tokenbus does not take (input_audio, file ...), kept to be refused
+    by name (services.gateway.images) rather than failing as an unreadable body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: StrictStr
+
+
+def _part_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in ("text", "image_url") else "other"
+
+
+InputPart = Annotated[
+    Annotated[TextPart, Tag("text")]
+    | Annotated[ImageUrlPart, Tag("image_url")]
+    | Annotated[OtherPart, Tag("other")],
+    Discriminator(_part_kind),
+]
 
 
 class FunctionCall(BaseModel):
@@ -63,7 +108,7 @@ class InputMessage(BaseModel):
     # OpenAI's newer "developer" role is the system role under another name.
     role: Literal["system", "developer", "user", "assistant", "tool"]
     # None only for an assistant message that just calls tools.
-    content: StrictStr | Annotated[list[TextPart], Field(min_length=1)] | None
+    content: StrictStr | Annotated[list[InputPart], Field(min_length=1)] | None
     name: StrictStr | None = None
     tool_calls: Annotated[list[InputToolCall], Field(min_length=1)] | None = None
     tool_call_id: StrictStr | None = Field(default=None, min_length=1, max_length=256)
@@ -81,16 +126,21 @@ class InputMessage(BaseModel):
             )
         return self
 
-    def to_contract(self) -> ChatMessage:
+    def to_contract(self, parts: tuple[ContentPart, ...] = ()) -> ChatMessage:
+        """The bus's message; `parts` carries the images, read by services.gateway.images."""
         content = self.content or ""
-        text = content if isinstance(content, str) else "".join(part.text for part in content)
+        text = (
+            content
+            if isinstance(content, str)
+            else "".join(part.text for part in content if isinstance(part, TextPart))
+        )
         role = "system" if self.role == "developer" else self.role
         calls = tuple(
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
             for c in self.tool_calls or ()
         )
         return ChatMessage(
-            role=role, content=text, tool_calls=calls, tool_call_id=self.tool_call_id
+            role=role, content=text, tool_calls=calls, tool_call_id=self.tool_call_id, parts=parts
         )
 
 

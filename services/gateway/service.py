@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from pydantic import ValidationError
 
@@ -22,9 +22,10 @@ from services.gateway.relay import RESYNC, TurnRelay
 from services.gateway.replay import replay_turn
 from services.gateway.turns import Heartbeat, Reset, TurnCursor, TurnItem, TurnRef
 from services.runtime.bus import Bus
+from services.runtime.images import ImageStore
 from services.runtime.telemetry import with_trace_context
 
-__all__ = ["TurnEvents", "bus_unavailable", "publish_request", "start_turn"]
+__all__ = ["TurnEvents", "bus_unavailable", "publish_request", "start_turn", "store_images"]
 
 log = logging.getLogger("tokenbus.gateway")
 
@@ -161,12 +162,33 @@ class TurnEvents:
         )
 
 
+async def store_images(images: ImageStore, uploads: Mapping[str, bytes]) -> None:
+    """Keep a request's image bytes where the generator reads them; before it is published."""
+    try:
+        for name, data in uploads.items():
+            await images.put(name, data)
+    except Exception as exc:
+        log.warning("storing an image failed", extra={"error_type": type(exc).__name__})
+        raise bus_unavailable() from None
+
+
 async def publish_request(bus: Bus, request: ChatRequest) -> None:
-    """Queue the request for a generator; 503 if the bus refuses it."""
+    """Queue the request for a generator; 413 if it is too big for the bus, 503 if the bus
+    refuses it."""
+    payload = request.model_dump_json().encode()
+    # Retrying would not help, so not the 503 a failed publish gets.
+    if len(payload) > bus.nc.max_payload:
+        raise ApiError(
+            413,
+            f"The request is {len(payload)} bytes on the bus, which carries at most "
+            f"{bus.nc.max_payload} (image bytes do not count: they are stored apart).",
+            "request_too_large",
+            "messages",
+        )
     try:
         await bus.js.publish(
             CHAT_REQUEST_SUBJECT,
-            request.model_dump_json().encode(),
+            payload,
             # The turn id as message id: a repeated publish is dropped by JetStream.
             # traceparent makes the generator's work part of this request's trace.
             headers=with_trace_context({"Nats-Msg-Id": request.turn_id}),

@@ -18,6 +18,7 @@ from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.gateway.relay import TurnRelay
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
+from services.runtime.images import ImageStore
 from services.runtime.keys import KeyStore
 
 __all__ = ["GatewayState", "State"]
@@ -37,6 +38,7 @@ class GatewayState:
     keys: KeyStore
     admission: Admission
     drain: Drain
+    images: ImageStore
 
 
 async def _state(request: Request) -> GatewayState:

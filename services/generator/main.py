@@ -12,6 +12,7 @@ from contracts.subjects import (
     CACHE_BUCKET,
     CHAT_REQUEST_SUBJECT,
     CONTROL_SUBJECTS,
+    IMAGES_BUCKET,
     REQUESTS_STREAM,
 )
 from services.generator.adapters.nats_sink import NatsEventSink
@@ -22,12 +23,14 @@ from services.generator.cache import CachingProvider, KvResponseCache
 from services.generator.cancellation import CancelRegistry
 from services.generator.config import GeneratorSettings
 from services.generator.handlers import chat_request_handler, control_handler
+from services.generator.images import ImageReadingProvider
 from services.generator.metrics import BREAKER_STATES
 from services.generator.observed import ObservedProvider
 from services.generator.resilience import ResilientProvider, RetryPolicy
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, environment, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
+from services.runtime.images import ObjectStoreImages
 from services.runtime.lifecycle import run_service, until_stopped
 from services.runtime.logs import configure_logging
 from services.runtime.metrics_server import MetricsServer
@@ -71,7 +74,10 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
     )
     BREAKER_STATES.watch(resilient.breakers)
     cache = KvResponseCache(await bus.js.key_value(CACHE_BUCKET))
-    provider = ObservedProvider(CachingProvider(resilient, catalog, cache), catalog)
+    images = ObjectStoreImages(await bus.js.object_store(IMAGES_BUCKET))
+    provider = ObservedProvider(
+        CachingProvider(ImageReadingProvider(resilient, images), catalog, cache), catalog
+    )
     cancels = CancelRegistry()
     control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(

@@ -66,7 +66,7 @@ class ResilientProvider:
         if entry is None or request.model not in self._providers:
             raise ProviderError("invalid_request", f"The model '{request.model}' is not served.")
         failure: ProviderError | None = None
-        for name in (request.model, *entry.fallbacks):
+        for name in (request.model, *_able_fallbacks(self._catalog, request, entry.fallbacks)):
             breaker = self.breakers[name]
             if not breaker.allow():
                 failure = ProviderError(
@@ -147,6 +147,23 @@ class ResilientProvider:
     def _count_retry(self, name: str, state: RetryCallState) -> None:
         self.retries += 1
         RETRIES.labels(name).inc()
+
+
+def _able_fallbacks(
+    catalog: Catalog, request: ChatRequest, fallbacks: tuple[str, ...]
+) -> list[str]:
+    """Fallbacks that can take the request: one blind to its images or tools would
+    answer as if they were not there."""
+    needs_vision = any(m.images for m in request.messages)
+    able = []
+    for name in fallbacks:
+        entry = catalog.get(name)
+        if entry is None or (needs_vision and not entry.vision):
+            continue
+        if request.tools and not entry.tools:
+            continue
+        able.append(name)
+    return able
 
 
 async def _prepend(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[Item]:

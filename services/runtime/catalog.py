@@ -58,6 +58,9 @@ class ModelEntry(BaseModel):
     # Whether the model takes function tools; a request with tools for one that does
     # not is refused (400 unsupported_parameter), never answered as if they were absent.
     tools: bool = True
+    # Whether the model sees images (`image_url` parts); off unless the entry says so,
+    # because a text-only model would answer as if the image were not there.
+    vision: bool = False
 
     @model_validator(mode="after")
     def _openai_compatible_needs_a_url(self) -> ModelEntry:

@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -23,6 +24,7 @@ from contracts.subjects import (
     DEADLETTER_STREAM,
     DEADLETTER_SUBJECTS,
     IDEMPOTENCY_BUCKET,
+    IMAGES_BUCKET,
     JOBS_BUCKET,
     KEYS_BUCKET,
     LIMITS_BUCKET,
@@ -179,6 +181,17 @@ def bucket_configs(
     ]
 
 
+def images_config(replicas: int = 1) -> ObjectStoreConfig:
+    return ObjectStoreConfig(
+        bucket=IMAGES_BUCKET,
+        description="Image bytes of requests by sha256, read by the generator that answers",
+        # A turn's deadline is minutes; a day leaves room for any catalog deadline.
+        ttl=24 * HOUR,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
 async def ensure_streams(
     js: JetStreamContext, replay_window_s: float = 24 * HOUR, replicas: int | None = None
 ) -> None:
@@ -210,6 +223,10 @@ async def ensure_streams(
         except BadRequestError:
             await js.key_value(bucket.bucket)
             await _ensure_replicas(js, f"KV_{bucket.bucket}", replicas)
+    try:
+        await js.create_object_store(IMAGES_BUCKET, config=images_config(replicas))
+    except BadRequestError:
+        await _ensure_replicas(js, f"OBJ_{IMAGES_BUCKET}", replicas)
 
 
 async def _ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> None:

@@ -258,7 +258,7 @@ async def test_bad_input_gets_a_clean_openai_error_and_publishes_nothing(
 async def test_a_body_over_the_limit_is_refused_with_413(stack: Stack) -> None:
     before = await requests_published(stack)
     huge = b'{"model": "smollm2-135m", "messages": [{"role": "user", "content": "'
-    huge += b"x" * 2_000_000 + b'"}]}'
+    huge += b"x" * 11_000_000 + b'"}]}'
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth) as http:
         response = await http.post(
             "/v1/chat/completions", content=huge, headers={"content-type": "application/json"}

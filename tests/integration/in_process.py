@@ -70,10 +70,12 @@ async def issue_key(nats_url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(nats_url: str, **settings: Any) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    nats_url: str, catalog: Catalog | None = None, **settings: Any
+) -> AsyncIterator[Gateway]:
     """The app with its lifespan run (bus, relay, recorder), and a client holding a key."""
     key = await issue_key(nats_url)
-    app = gateway_app(nats_url, **settings)
+    app = gateway_app(nats_url, catalog, **settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

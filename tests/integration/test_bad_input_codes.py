@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.integration.in_process import Gateway, running_gateway
+from services.runtime.catalog import parse_catalog
+from tests.integration.in_process import CATALOG, Gateway, running_gateway
 
 MESSAGES = [{"role": "user", "content": "Name a river."}]
 
@@ -108,3 +109,29 @@ async def test_a_prompt_that_cannot_fit_the_context_is_refused_before_it_is_queu
     assert_error(response, 400, "context_length_exceeded", "messages")
     assert "4096 tokens" in response.json()["error"]["message"]
     assert await gateway.requests_published() == before
+
+
+async def test_a_request_bigger_than_a_bus_message_is_413_not_a_retryable_503(
+    nats_url: str,
+) -> None:
+    roomy = parse_catalog(
+        CATALOG
+        + """
+[models.roomy]
+provider = "openai-compatible"
+base_url = "http://127.0.0.1:9/v1"
+upstream_model = "roomy"
+context_window = 2000000
+"""
+    )
+    async with running_gateway(nats_url, roomy) as gateway:
+        before = await gateway.requests_published()
+        # Under the body limit and the context, over NATS's 1 MB max_payload.
+        text = "word " * 260_000
+        response = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": "roomy", "messages": [{"role": "user", "content": text}]},
+        )
+        assert_error(response, 413, "request_too_large", "messages")
+        assert "at most 1048576" in response.json()["error"]["message"]
+        assert await gateway.requests_published() == before

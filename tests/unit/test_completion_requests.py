@@ -42,7 +42,7 @@ def test_a_prompt_that_fits_with_its_answer_becomes_a_request(
 ) -> None:
     request = to_chat_request(
         model.model_validate(body(PROMPT, 900)), SETTINGS, CATALOG, CALLER, "c1"
-    )
+    ).request
     assert request.params.max_tokens == 900
     assert request.messages[0].content == PROMPT
 

@@ -946,6 +946,12 @@ def required_permissions() -> dict[str, list[tuple[str, str]]]:
             for b in (s.CONVERSATIONS_BUCKET, s.IDEMPOTENCY_BUCKET, s.JOBS_BUCKET, s.KEYS_BUCKET)
         ],
     ]
+    if hasattr(s, "IMAGES_BUCKET"):  # image input: the gateway stores, the generator reads
+        wanted["gateway"] += [
+            ("pub", f"$O.{s.IMAGES_BUCKET}.C.abc"),
+            ("pub", f"$O.{s.IMAGES_BUCKET}.M.abc"),
+        ]
+        wanted["generator"].append(("pub", f"$JS.FC.OBJ_{s.IMAGES_BUCKET}.abc"))
     wanted["generator"] += [
         *[("pub", turn("gw1", "c1", "t1", kind)) for kind in ("delta", "usage", "completed")],
         ("pub", turn("gw1", "c1", "t1", "failed")),
@@ -988,6 +994,7 @@ def forbidden_permissions() -> dict[str, list[tuple[str, str]]]:
             ("pub", f"$KV.{s.KEYS_BUCKET}.k"),
             ("pub", f"$JS.ACK.{s.TURNS_STREAM}.usage.1.2.3"),
             ("pub", f"$JS.API.STREAM.PURGE.{s.TURNS_STREAM}"),
+            ("pub", "$O.TOKENBUS_IMAGES.C.abc"),  # reads images, never writes them
         ],
         "titler": [
             *destroy,
@@ -1029,6 +1036,8 @@ def test_allowed_subjects_come_from_the_contracts() -> None:
                     continue
                 if head[0] == "$KV":
                     assert head[1] in buckets, f"{name}: no bucket {head[1]}"
+                elif head[0] == "$O":
+                    assert head[1] == subjects.IMAGES_BUCKET, f"{name}: no object store {head[1]}"
                 elif head[0:2] == ["$JS", "ACK"]:
                     assert (head[2], head[3]) in durables, f"{name}: no consumer {pattern}"
                     assert (head[2], head[3]) in durable_consumers(name), f"{name}: not its own"

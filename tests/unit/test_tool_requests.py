@@ -44,7 +44,7 @@ WEATHER = {
 def request(**fields: Any) -> ChatRequest:
     body = {"model": "tooled", "messages": [{"role": "user", "content": "hi"}], **fields}
     parsed = ChatCompletionRequest.model_validate(body)
-    return to_chat_request(parsed, GatewaySettings(), CATALOG, CALLER, "c1")
+    return to_chat_request(parsed, GatewaySettings(), CATALOG, CALLER, "c1").request
 
 
 def test_tools_and_the_choice_travel_on_the_bus_request() -> None:

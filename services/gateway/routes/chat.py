@@ -14,6 +14,7 @@ from services.gateway.errors import ApiError
 from services.gateway.feeds import open_feed
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.replay import ReplayedTurn
+from services.gateway.service import store_images
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import State
 
@@ -29,9 +30,13 @@ async def chat_completions(
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
-    request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
-    admitted = await state.admission.admit(caller, request, chat_model(state.catalog, body.model))
+    correlation_id = x_request_id or new_id()
+    prepared = to_chat_request(body, state.settings, state.catalog, caller, correlation_id)
+    admitted = await state.admission.admit(
+        caller, prepared.request, chat_model(state.catalog, body.model)
+    )
     try:
+        await store_images(state.images, prepared.images)
         events = await open_feed(
             state,
             admitted.request,

@@ -16,6 +16,7 @@ from services.gateway.jobs.models import NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.webhook_policy import WebhookRefused
+from services.gateway.service import store_images
 from services.gateway.state import State
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,7 +30,8 @@ RequestId = Annotated[
 async def create(
     body: NewJob, state: State, caller: Authenticated, x_request_id: RequestId = None
 ) -> JSONResponse:
-    request = to_chat_request(body, state.settings, state.catalog, caller, x_request_id or new_id())
+    correlation_id = x_request_id or new_id()
+    prepared = to_chat_request(body, state.settings, state.catalog, caller, correlation_id)
     webhook_url = None if body.webhook_url is None else str(body.webhook_url)
     if webhook_url is not None:
         try:
@@ -37,8 +39,11 @@ async def create(
         except WebhookRefused as exc:
             raise ApiError(400, exc.reason, "invalid_value", "webhook_url") from None
     state.queue.check()
-    admitted = await state.admission.admit(caller, request, chat_model(state.catalog, body.model))
+    admitted = await state.admission.admit(
+        caller, prepared.request, chat_model(state.catalog, body.model)
+    )
     try:
+        await store_images(state.images, prepared.images)
         job = await submit_job(state.bus, state.jobs, admitted.request, webhook_url)
     except ApiError:
         await state.admission.release(admitted)

@@ -8,9 +8,10 @@ message, so consecutive results (and a user text after them) become one message.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from contracts import ChatMessage, ChatRequest, ToolCall
+from contracts import ChatMessage, ChatRequest, ContentPart, TextPart, ToolCall
 from services.generator.errors import ProviderError
 
 __all__ = ["to_anthropic_messages", "tool_fields"]
@@ -18,6 +19,7 @@ __all__ = ["to_anthropic_messages", "tool_fields"]
 _CHOICE = {"auto": "auto", "none": "none", "required": "any", "function": "tool"}
 # A tool without parameters still needs a schema: one that takes no arguments.
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]+);base64,(?P<data>.*)$", re.DOTALL)
 
 
 def to_anthropic_messages(
@@ -76,9 +78,24 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
         if message.content:
             result["content"] = message.content
         return [result]
+    if message.parts:
+        return [block for part in message.parts for block in _part_blocks(part)]
     if not message.tool_calls:
         return message.content
     return [*_blocks(message.content), *(_tool_use(call) for call in message.tool_calls)]
+
+
+def _part_blocks(part: ContentPart) -> list[dict[str, Any]]:
+    if isinstance(part, TextPart):
+        return _blocks(part.text)
+    # Anthropic has no detail setting: it sizes images itself.
+    url = part.url or ""
+    inline = _DATA_URL.match(url)
+    if inline is not None:
+        source = {"type": "base64", "media_type": inline["media_type"], "data": inline["data"]}
+    else:
+        source = {"type": "url", "url": url}
+    return [{"type": "image", "source": source}]
 
 
 def _tool_use(call: ToolCall) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 from pydantic import ValidationError
 
-from contracts import ChatMessage, ChatRequest, FinishReason, ToolCallDelta
+from contracts import ChatMessage, ChatRequest, ContentPart, FinishReason, TextPart, ToolCallDelta
 from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
@@ -209,7 +209,19 @@ def _message(message: ChatMessage) -> dict[str, Any]:
                 for call in message.tool_calls
             ],
         }
+    if message.parts:
+        return {"role": message.role, "content": [_content_part(p) for p in message.parts]}
     return {"role": message.role, "content": message.content}
+
+
+def _content_part(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    # By now a stored image's url is its data URL (services.generator.images).
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
 
 
 def _answer_shaping(request: ChatRequest) -> dict[str, Any]:
