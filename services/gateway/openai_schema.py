@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contracts import ChatMessage, ContentPart, ResponseFormat, ToolCall, ToolName
+from services.gateway.strict_schema import strict_problem
 from services.gateway.tool_schema import (
     ToolChoiceInput,
     ToolOffer,
@@ -153,6 +154,13 @@ class JsonSchemaFormat(BaseModel):
         alias="schema", default_factory=dict
     )
     strict: bool | None = None
+
+    @model_validator(mode="after")
+    def _strict_takes_the_schema(self) -> JsonSchemaFormat:
+        problem = strict_problem(self.schema_) if self.strict else None
+        if problem is not None:
+            raise PydanticCustomError("strict_schema", "strict mode: {reason}", {"reason": problem})
+        return self
 
 
 class ResponseFormatInput(BaseModel):

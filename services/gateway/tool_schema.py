@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from contracts import FunctionTool, ToolChoice, ToolName
 from services.gateway.errors import ApiError
+from services.gateway.strict_schema import strict_problem
 from services.runtime.catalog import ModelEntry
 
 __all__ = [
@@ -78,6 +79,16 @@ class FunctionDefinition(BaseModel):
     description: StrictStr | None = Field(default=None, max_length=10_000)
     parameters: Annotated[dict[str, Any] | None, AfterValidator(_check_parameters)] = None
     strict: bool | None = None
+
+    @model_validator(mode="after")
+    def _strict_takes_the_parameters(self) -> FunctionDefinition:
+        if self.strict and self.parameters is not None:
+            problem = strict_problem(self.parameters)
+            if problem is not None:
+                raise PydanticCustomError(
+                    "strict_schema", "strict mode: {reason}", {"reason": problem}
+                )
+        return self
 
 
 class InputTool(BaseModel):

@@ -111,6 +111,29 @@ async def test_a_prompt_that_cannot_fit_the_context_is_refused_before_it_is_queu
     assert await gateway.requests_published() == before
 
 
+OPEN_OBJECT = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/jobs"])
+async def test_a_strict_schema_outside_strict_modes_subset_is_refused_naming_the_part(
+    gateway: Gateway, route: str
+) -> None:
+    before = await gateway.requests_published()
+    nested = {**OPEN_OBJECT, "additionalProperties": False, "properties": {"city": OPEN_OBJECT}}
+    strict_format = {"name": "city", "strict": True, "schema": nested}
+    response = await gateway.http.post(
+        route,
+        json={
+            "model": "small",
+            "messages": MESSAGES,
+            "response_format": {"type": "json_schema", "json_schema": strict_format},
+        },
+    )
+    assert_error(response, 400, "invalid_value", "response_format.json_schema")
+    assert "properties.city: an object needs" in response.json()["error"]["message"]
+    assert await gateway.requests_published() == before
+
+
 async def test_a_request_bigger_than_a_bus_message_is_413_not_a_retryable_503(
     nats_url: str,
 ) -> None:
