@@ -53,7 +53,7 @@ def strict_problem(schema: dict[str, Any]) -> str | None:
             return f"{where}: '{found}' is not supported in strict mode"
         if _is_object(node):
             if node.get("additionalProperties") is not False:
-                return f"{where}: an object needs \"additionalProperties\": false"
+                return f'{where}: an object needs "additionalProperties": false'
             missing = sorted(set(node.get("properties", {})) - set(node.get("required", ())))
             if missing:
                 return (
