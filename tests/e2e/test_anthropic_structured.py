@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 from jsonschema import validate
 from openai import AsyncOpenAI
@@ -120,17 +119,23 @@ async def test_json_object_forces_a_tool_that_takes_any_object(
     assert (tool["name"], tool["input_schema"]) == ("json_answer", {"type": "object"})
 
 
-async def test_response_format_with_tools_is_refused_without_calling_the_model(
+async def test_response_format_with_tools_goes_as_claudes_native_format(
     scripted: AsyncOpenAI, upstream: FaultyUpstream
 ) -> None:
-    before = len(upstream.bodies)
     tools: Any = [{"type": "function", "function": {"name": "get_time"}}]
-    with pytest.raises(openai.BadRequestError) as caught:
-        await scripted.chat.completions.create(
-            model=MODEL, messages=ASK, response_format=AS_CITY, tools=tools
-        )
-    assert "response_format together with tools" in str(caught.value)
-    assert len(upstream.bodies) == before
+    upstream.play({"kind": "tool_use_json", "input": {"zone": "UTC"}})
+    answer = await scripted.chat.completions.create(
+        model=MODEL, messages=ASK, response_format=AS_CITY, tools=tools
+    )
+    # The model chose the client's tool: a call, not an answer in the schema.
+    (call,) = answer.choices[0].message.tool_calls or []
+    assert (call.function.name, json.loads(call.function.arguments)) == (
+        "get_time",
+        {"zone": "UTC"},
+    )
+    sent = upstream.bodies[-1]
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": CITY}}
+    assert [t["name"] for t in sent["tools"]] == ["get_time"]
 
 
 # The real local model, through llama.cpp's /v1/messages.

@@ -69,11 +69,18 @@ def test_a_schema_that_is_not_an_object_is_refused() -> None:
     assert "claude" in caught.value.message
 
 
-def test_response_format_with_tools_is_refused_as_an_invalid_request() -> None:
-    with pytest.raises(ProviderError) as caught:
-        answer_tool_fields(shaped(AS_CITY, tools=(FunctionTool(name="get_time"),)), "claude")
-    assert caught.value.code == "invalid_request"
-    assert caught.value.message == "response_format together with tools is not supported by claude"
+async def test_with_the_clients_tools_the_schema_goes_as_the_native_format() -> None:
+    text = words('{"city": "Paris"}')
+    upstream = Upstream(sse(message_start(), text, stop(0), message_delta("end_turn")))
+    tooled = shaped(AS_CITY, tools=(FunctionTool(name="get_time"),))
+    *chunks, end = await collect(upstream.provider(), tooled)
+    assert "".join(c.text for c in chunks if isinstance(c, TextChunk)) == '{"city": "Paris"}'
+    assert isinstance(end, StreamEnd)
+    assert end.finish_reason == "stop"
+    (sent,) = upstream.sent
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": CITY}}
+    assert [t["name"] for t in sent["tools"]] == ["get_time"]
+    assert "tool_choice" not in sent  # the model may call the tool or answer
 
 
 @pytest.mark.parametrize(

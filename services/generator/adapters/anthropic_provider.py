@@ -15,6 +15,7 @@ from services.generator.adapters.anthropic_request import to_anthropic_messages,
 from services.generator.adapters.anthropic_structured import (
     JsonAnswer,
     answer_tool_fields,
+    native_format_fields,
     refuse_inexpressible,
 )
 from services.generator.adapters.idle_bound import IdleBound
@@ -62,7 +63,9 @@ class AnthropicProvider:
         p = request.params
         # Refused before any call: a fallback's request was checked for another model.
         refuse_inexpressible(p, self._upstream_model)
-        json_answer = JsonAnswer() if p.response_format is not None else None
+        # With the client's tools, the answer's shape goes as the native format instead
+        # of a forced tool (see anthropic_structured), and the answer is text as usual.
+        json_answer = JsonAnswer() if p.response_format is not None and not request.tools else None
         system, messages = to_anthropic_messages(request.messages)
         body: dict[str, Any] = {
             "model": self._upstream_model,
@@ -75,6 +78,8 @@ class AnthropicProvider:
                 else tool_fields(request)
             ),
         }
+        if p.response_format is not None and json_answer is None:
+            body.update(native_format_fields(request, self._upstream_model))
         if system:
             body["system"] = system
         if p.temperature is not None:

@@ -5,11 +5,15 @@ schema as its `input_schema`, and a tool_choice that forces it. The tool_use
 block's input then streams back as the answer's text, and its stop_reason
 `tool_use` as finish `stop`: the client sees JSON text, as OpenAI sends it.
 
-Why not Anthropic's native `output_config.format`: llama.cpp's /v1/messages
-ignores it (it answered prose), while it constrains a forced tool's input by
-grammar; Claude models take forced tools too. The fields the adapter has no way
-to express are refused by name instead of dropped, since the gateway checks
-only a turn's first model and a fallback can land here.
+Why not always Anthropic's native `output_config.format`: llama.cpp's
+/v1/messages ignores it (it answered prose), while it constrains a forced tool's
+input by grammar; Claude models take forced tools too. But a forced tool leaves
+no choice among the client's own tools, so a request with tools gets the native
+format instead (`native_format_fields`), and the model may call a tool or answer
+in the schema; the generator's check at the end says whether the answer fit.
+The fields the adapter has no way to express are refused by name instead of
+dropped, since the gateway checks only a turn's first model and a fallback can
+land here.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from services.generator.errors import ProviderError
 if TYPE_CHECKING:
     from services.generator.adapters.anthropic_provider import MessagesEvent
 
-__all__ = ["JsonAnswer", "answer_tool_fields", "refuse_inexpressible"]
+__all__ = ["JsonAnswer", "answer_tool_fields", "native_format_fields", "refuse_inexpressible"]
 
 _INEXPRESSIBLE = ("frequency_penalty", "presence_penalty", "logit_bias", "reasoning_effort")
 _DEFAULT_NAME = "json_answer"
@@ -40,12 +44,6 @@ def answer_tool_fields(request: ChatRequest, model: str) -> dict[str, Any]:
     """`tools` and `tool_choice` forcing the one tool whose input is the answer."""
     shape = request.params.response_format
     assert shape is not None
-    if request.tools:
-        # One forced tool is the answer; a choice among the client's tools would
-        # need a second kind of answer in the same turn.
-        raise ProviderError(
-            "invalid_request", f"response_format together with tools is not supported by {model}"
-        )
     tool: dict[str, Any] = {
         "name": shape.name or _DEFAULT_NAME,
         "description": shape.description or _DEFAULT_DESCRIPTION,
@@ -57,6 +55,15 @@ def answer_tool_fields(request: ChatRequest, model: str) -> dict[str, Any]:
         "tools": [tool],
         "tool_choice": {"type": "tool", "name": tool["name"], "disable_parallel_tool_use": True},
     }
+
+
+def native_format_fields(request: ChatRequest, model: str) -> dict[str, Any]:
+    """`output_config.format`: the answer's text is JSON in the schema (Claude's own
+    structured outputs), leaving the client's tools free to be called."""
+    shape = request.params.response_format
+    assert shape is not None
+    schema = _object_schema(shape, model)
+    return {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
 
 
 def _object_schema(shape: ResponseFormat, model: str) -> dict[str, Any]:
