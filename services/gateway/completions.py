@@ -81,6 +81,9 @@ def to_chat_request(
             logit_bias=body.logit_bias,
             reasoning_effort=body.reasoning_effort,
             response_format=body.response_format and body.response_format.to_contract(),
+            # false asks for nothing: the bus request reads as one without the field.
+            logprobs=body.logprobs or None,
+            top_logprobs=body.top_logprobs,
         ),
         deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
         # Nobody reads a job or a non-streamed answer as it comes: the generator may

@@ -90,8 +90,6 @@ REFUSALS = [
     ("web_search_options", {}),
     ("functions", [{"name": "f"}]),
     ("function_call", "auto"),
-    ("logprobs", True),
-    ("top_logprobs", 2),
     ("verbosity", "low"),
     ("moderation", {}),
     ("n", 2),
