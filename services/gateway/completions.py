@@ -132,8 +132,8 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
         async for item in events:
             if isinstance(item, TurnDelta):
                 sent_text = True
-                if item.text:
-                    yield writer.delta(item.text)
+                if item.text or item.logprobs:
+                    yield writer.delta(item.text, item.logprobs)
                 if item.tool_calls:
                     yield writer.tool_calls(item.tool_calls)
             elif isinstance(item, Heartbeat):
@@ -171,6 +171,7 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
                     item.from_cache,
                     transcript.tool_calls,
                     output_mark(item),
+                    transcript.logprobs,
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)
