@@ -83,6 +83,7 @@ def test_response_format_with_tools_is_refused_as_an_invalid_request() -> None:
         ("presence_penalty", -0.5),
         ("logit_bias", {"50256": -100}),
         ("reasoning_effort", "low"),
+        ("logprobs", True),
     ],
 )
 def test_a_field_the_messages_api_cannot_express_is_refused_by_name(
