@@ -171,13 +171,15 @@ class ChunkParts:
                 raise Unreadable
             choice = mapping(choices[0]) if choices else {}
             delta = mapping(choice.get("delta") or {})
+            # Tested here rather than in a call: almost every chunk carries none.
+            logprobs = choice.get("logprobs")
             return cls(
                 text(chunk.get("model")),
                 text(delta.get("content")),
                 text(choice.get("finish_reason")),
                 _usage(chunk.get("usage")),
                 _tool_call_pieces(delta.get("tool_calls")),
-                _token_logprobs(choice.get("logprobs")),
+                _token_logprobs(logprobs) if logprobs else (),
             )
         except Unreadable:
             raise unreadable_error() from None
@@ -185,8 +187,6 @@ class ChunkParts:
 
 def _token_logprobs(value: object) -> tuple[TokenLogprob, ...]:
     """`choice.logprobs.content`: the chunk's tokens, each with its likeliest alternatives."""
-    if not value:
-        return ()
     content = mapping(value).get("content")
     if not content:
         return ()
