@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionTokenLogprob
+from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
 
+from tests.e2e.test_jobs import ENDED, submit, wait_for_job
 from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -104,3 +105,16 @@ async def test_without_logprobs_the_answer_has_none(sdk: AsyncOpenAI) -> None:
         logprobs=False,
     )
     assert answer.choices[0].logprobs is None
+
+
+async def test_a_jobs_result_carries_the_logprobs_it_asked_for(stack: Stack) -> None:
+    body = {"model": MODEL, "messages": ASK, "max_tokens": 8, "logprobs": True, "top_logprobs": 1}
+    accepted = await submit(stack, body)
+    job = await wait_for_job(stack, accepted["id"], lambda j: j["status"] in ENDED)
+    assert job["status"] == "completed", job
+    result = ChatCompletion.model_validate(job["result"])
+    logprobs = result.choices[0].logprobs
+    assert logprobs is not None
+    tokens = logprobs.content or []
+    assert "".join(t.token for t in tokens) == result.choices[0].message.content
+    assert_ranked(tokens, 1)
