@@ -24,6 +24,7 @@ from contracts.events import (
     parse_turn_event,
 )
 from contracts.keys import ApiKeyRecord, Limits, TenantRecord
+from contracts.logprobs import TokenLogprob, TopLogprob
 from contracts.titles import TITLE_MAX_CHARS, ConversationTitled, TitleRequest, TitleSource
 from contracts.tools import FunctionTool, ToolCall, ToolCallDelta, ToolChoice, ToolName
 
@@ -49,10 +50,12 @@ __all__ = [
     "TitleRequest",
     "TitleSource",
     "Token",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
     "ToolName",
+    "TopLogprob",
     "TurnCompleted",
     "TurnDelta",
     "TurnEvent",

@@ -126,6 +126,8 @@ class GenerationParams(BaseModel):
     logit_bias: dict[str, int] | None = Field(default=None, exclude_if=_unset)
     reasoning_effort: str | None = Field(default=None, max_length=16, exclude_if=_unset)
     response_format: ResponseFormat | None = Field(default=None, exclude_if=_unset)
+    logprobs: bool | None = Field(default=None, exclude_if=_unset)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20, exclude_if=_unset)
 
 
 class ChatRequest(BusMessage):

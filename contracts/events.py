@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from contracts.base import BusMessage, Token
+from contracts.logprobs import TokenLogprob
 from contracts.tools import ToolCallDelta
 
 __all__ = [
@@ -48,6 +49,11 @@ class TurnDelta(TurnEventBase):
         default=(),
         exclude_if=lambda v: not v,
         description="Pieces of tool calls (text is then usually empty); absent when none",
+    )
+    logprobs: tuple[TokenLogprob, ...] = Field(
+        default=(),
+        exclude_if=lambda v: not v,
+        description="The log probabilities of this text's tokens, in order; absent unless asked",
     )
 
 

@@ -93,6 +93,9 @@ def to_chat_request(
             logit_bias=body.logit_bias,
             reasoning_effort=body.reasoning_effort,
             response_format=body.response_format and body.response_format.to_contract(),
+            # false asks for nothing: the bus request reads as one without the field.
+            logprobs=body.logprobs or None,
+            top_logprobs=body.top_logprobs,
         ),
         deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
         # Nobody reads a job or a non-streamed answer as it comes: the generator may
@@ -146,8 +149,8 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
         async for item in events:
             if isinstance(item, TurnDelta):
                 sent_text = True
-                if item.text:
-                    yield writer.delta(item.text)
+                if item.text or item.logprobs:
+                    yield writer.delta(item.text, item.logprobs)
                 if item.tool_calls:
                     yield writer.tool_calls(item.tool_calls)
             elif isinstance(item, Heartbeat):
@@ -185,6 +188,7 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
                     item.from_cache,
                     transcript.tool_calls,
                     output_mark(item),
+                    transcript.logprobs,
                 )
             elif isinstance(item, TurnFailed):
                 raise ApiError(turn_failure_status(item.code), item.message, item.code)

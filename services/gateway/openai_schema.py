@@ -219,6 +219,8 @@ class ChatCompletionRequest(ToolOffer):
     )
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     response_format: ResponseFormatInput | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     user: StrictStr | None = Field(default=None, max_length=256)
 
     @field_validator("stream_options")
@@ -230,6 +232,16 @@ class ChatCompletionRequest(ToolOffer):
         if value is not None and info.data.get("stream") is not True:
             raise PydanticCustomError(
                 "stream_options_without_stream", "allowed only when stream is true"
+            )
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _only_with_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # As OpenAI answers: how many alternatives to list means nothing without the list.
+        if value is not None and info.data.get("logprobs") is not True:
+            raise PydanticCustomError(
+                "top_logprobs_without_logprobs", "allowed only when logprobs is true"
             )
         return value
 

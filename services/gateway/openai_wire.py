@@ -10,8 +10,17 @@ import time
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
 
-from contracts import FinishReason, ToolCall, ToolCallDelta, TurnCompleted, TurnFailed, TurnUsage
+from contracts import (
+    FinishReason,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    TurnCompleted,
+    TurnFailed,
+    TurnUsage,
+)
 from services.gateway.errors import error_body, turn_failure_status
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "EXTRA_FIELD",
     "HEARTBEAT",
     "ChunkWriter",
+    "choice_logprobs",
     "completion_body",
     "openai_tool_call",
     "output_mark",
@@ -38,6 +48,18 @@ EXTRA_FIELD = "tokenbus"
 
 # OpenAI has no "cancelled"; a cut-short answer ends like one that was stopped.
 _FINISH: dict[str, str] = {"cancelled": "stop"}
+
+_TOKENS: TypeAdapter[tuple[TokenLogprob, ...]] = TypeAdapter(tuple[TokenLogprob, ...])
+# A delta chunk that carries its tokens' logprobs: between the text and finish_reason.
+_LOGPROBS_OPEN = b'},"logprobs":{"content":'
+_LOGPROBS_CLOSE = b',"refusal":null},"finish_reason":null}]}\n\n'
+
+
+def choice_logprobs(tokens: tuple[TokenLogprob, ...]) -> dict[str, Any] | None:
+    """A choice's `logprobs` as OpenAI writes it; None (null) when there are none."""
+    if not tokens:
+        return None
+    return {"content": _TOKENS.dump_python(tokens, mode="json"), "refusal": None}
 
 
 def output_mark(done: TurnCompleted) -> dict[str, Any] | None:
@@ -92,7 +114,15 @@ class ChunkWriter:
         return self._event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                              "logprobs": None, "finish_reason": None}])  # fmt: skip
 
-    def delta(self, text: str) -> bytes:
+    def delta(self, text: str, logprobs: tuple[TokenLogprob, ...] = ()) -> bytes:
+        if logprobs:
+            return (
+                self._delta_prefix
+                + orjson.dumps(text)
+                + _LOGPROBS_OPEN
+                + _TOKENS.dump_json(logprobs)
+                + _LOGPROBS_CLOSE
+            )
         return self._delta_prefix + orjson.dumps(text) + self._delta_suffix
 
     def tool_calls(self, pieces: tuple[ToolCallDelta, ...]) -> bytes:
@@ -149,6 +179,7 @@ def completion_body(
     from_cache: bool = False,
     tool_calls: tuple[ToolCall, ...] = (),
     mark: dict[str, Any] | None = None,
+    logprobs: tuple[TokenLogprob, ...] = (),
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:
@@ -165,7 +196,7 @@ def completion_body(
             {
                 "index": 0,
                 "message": message,
-                "logprobs": None,
+                "logprobs": choice_logprobs(logprobs),
                 "finish_reason": _FINISH.get(finish, finish),
             }
         ],

@@ -39,8 +39,6 @@ REFUSED: Mapping[str, str] = {
     "web_search_options": "web search is not supported",
     "functions": "the legacy functions field is not supported; send tools",
     "function_call": "the legacy function_call field is not supported; send tool_choice",
-    "logprobs": "log probabilities are not relayed",
-    "top_logprobs": "log probabilities are not relayed",
     "verbosity": "verbosity is not supported",
     "moderation": "moderation settings are not supported",
 }
@@ -53,6 +51,9 @@ _PROVIDER_CANNOT: Mapping[str, frozenset[str]] = {
             "presence_penalty",
             "logit_bias",
             "reasoning_effort",
+            # Anthropic's API gives no log probabilities.
+            "logprobs",
+            "top_logprobs",
         }
     ),
 }
@@ -66,11 +67,14 @@ def _is_harmless(field: str, value: Any) -> bool:
     """Values that ask for exactly what tokenbus does anyway."""
     if field == "modalities":
         return bool(value == ["text"])
-    if field == "logprobs":
-        return value is False
     if field == "n":
         return bool(value == 1)
     return value is None
+
+
+def _asks(field: str, value: Any) -> bool:
+    """Whether a field asks the provider for something: `logprobs: false` asks for nothing."""
+    return value is not None and not (field == "logprobs" and value is False)
 
 
 def check_fields(sent: Mapping[str, Any], known: set[str], entry: ModelEntry) -> None:
@@ -80,5 +84,5 @@ def check_fields(sent: Mapping[str, Any], known: set[str], entry: ModelEntry) ->
             raise _refused(field, REFUSED[field])
         if field not in known and field not in REFUSED and field not in ACCEPTED_WITHOUT_EFFECT:
             raise _refused(field, "unrecognized request argument")
-        if value is not None and field in _PROVIDER_CANNOT.get(entry.provider, frozenset()):
+        if _asks(field, value) and field in _PROVIDER_CANNOT.get(entry.provider, frozenset()):
             raise _refused(field, f"the model '{entry.name}' ({entry.provider}) does not take it")

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from contracts import (
     ChatRequest,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     TurnCompleted,
@@ -49,28 +50,36 @@ EventPosition = tuple[int, int]
 
 
 class TurnTranscript:
-    """A turn's text, tool calls and usage as its items arrive; a reset drops what came before."""
+    """A turn's text, tool calls, logprobs and usage as its items arrive; a reset drops them."""
 
     def __init__(self) -> None:
         self._parts: list[str] = []
         self._calls: dict[int, _CallParts] = {}
+        self._logprobs: list[TokenLogprob] = []
         self.usage: TurnUsage | None = None
 
     def add(self, item: TurnItem) -> None:
         if isinstance(item, Reset):
             self._parts.clear()
             self._calls.clear()
+            self._logprobs.clear()
             self.usage = None
         elif isinstance(item, TurnDelta):
             self._parts.append(item.text)
             for piece in item.tool_calls:
                 self._calls.setdefault(piece.index, _CallParts()).add(piece)
+            self._logprobs.extend(item.logprobs)
         elif isinstance(item, TurnUsage):
             self.usage = item
 
     @property
     def text(self) -> str:
         return "".join(self._parts)
+
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The answer's tokens with their log probabilities, in order; empty unless asked."""
+        return tuple(self._logprobs)
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:

@@ -86,8 +86,9 @@ class CachingProvider:
         self._cache = cache
 
     def _ttl_s(self, request: ChatRequest) -> float | None:
-        # With tools the answer may be calls, which the cache does not keep: ask the model.
-        if request.params.temperature != 0 or request.tools:
+        # With tools the answer may be calls, and logprobs are asked for the tokens: the
+        # cache keeps neither, so ask the model.
+        if request.params.temperature != 0 or request.tools or request.params.logprobs:
             return None
         entry = self._catalog.get(request.model)
         return None if entry is None else entry.cache_ttl_s

@@ -9,6 +9,7 @@ from typing import Protocol
 from contracts import (
     ChatRequest,
     FinishReason,
+    TokenLogprob,
     ToolCallDelta,
     TurnCompleted,
     TurnDelta,
@@ -29,6 +30,8 @@ class TextChunk:
     input_tokens: int | None = None
     cached_input_tokens: int = 0
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    # The log probabilities of this text's tokens, only when the request asked for them.
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

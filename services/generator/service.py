@@ -96,9 +96,10 @@ async def generate_turn(
         )
 
     async def publish(chunk: TextChunk) -> None:
-        await sink.emit(
-            request, TurnDelta(**envelope(), text=chunk.text, tool_calls=chunk.tool_calls)
+        delta = TurnDelta(
+            **envelope(), text=chunk.text, tool_calls=chunk.tool_calls, logprobs=chunk.logprobs
         )
+        await sink.emit(request, delta)
 
     response_format = request.params.response_format
     # Nobody watches a buffered structured answer arrive: it is held until it passed

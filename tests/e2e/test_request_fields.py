@@ -90,8 +90,6 @@ REFUSALS = [
     ("web_search_options", {}),
     ("functions", [{"name": "f"}]),
     ("function_call", "auto"),
-    ("logprobs", True),
-    ("top_logprobs", 2),
     ("verbosity", "low"),
     ("moderation", {}),
     ("n", 2),
@@ -148,6 +146,8 @@ async def test_fields_that_do_not_change_the_answer_are_accepted(
         ),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
         ({"frequency_penalty": 3}, "frequency_penalty"),
+        ({"top_logprobs": 2}, "top_logprobs"),  # OpenAI too: only with logprobs true
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
     ],
 )
 async def test_a_bad_response_format_is_a_400_naming_it(
@@ -158,15 +158,24 @@ async def test_a_bad_response_format_is_a_400_naming_it(
     assert response.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        # Anthropic's API has no log probabilities.
+        ({"logprobs": True}, "logprobs"),
+        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+    ],
+)
 async def test_a_field_the_anthropic_path_cannot_express_is_refused_for_its_models(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, fields: dict[str, Any], param: str
 ) -> None:
     response = await http.post(
-        "/v1/chat/completions", json=body(model="smollm2-135m-anthropic", presence_penalty=0.5)
+        "/v1/chat/completions", json=body(model="smollm2-135m-anthropic", **fields)
     )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert (error["code"], error["param"]) == ("unsupported_parameter", "presence_penalty")
+    assert (error["code"], error["param"]) == ("unsupported_parameter", param)
     # response_format is mapped for them: tests/e2e/test_anthropic_structured.py.
 
 

@@ -90,6 +90,7 @@ async def test_with_the_clients_tools_the_schema_goes_as_the_native_format() -> 
         ("presence_penalty", -0.5),
         ("logit_bias", {"50256": -100}),
         ("reasoning_effort", "low"),
+        ("logprobs", True),
     ],
 )
 def test_a_field_the_messages_api_cannot_express_is_refused_by_name(

@@ -9,6 +9,9 @@ from contracts import (
     ChatMessage,
     ChatRequest,
     DeadLetter,
+    GenerationParams,
+    TokenLogprob,
+    TopLogprob,
     TurnCompleted,
     TurnDelta,
     TurnFailed,
@@ -42,6 +45,18 @@ def a_request(**overrides: object) -> ChatRequest:
     "event",
     [
         TurnDelta(**TURN, text="héllo ✓"),
+        TurnDelta(
+            **TURN,
+            text="Bon",
+            logprobs=(
+                TokenLogprob(
+                    token="Bon",
+                    logprob=-0.5,
+                    bytes=(66, 111, 110),
+                    top_logprobs=(TopLogprob(token="Bon", logprob=-0.5, bytes=(66, 111, 110)),),
+                ),
+            ),
+        ),
         TurnUsage(**TURN, model="m", provider_model="p", input_tokens=3, output_tokens=4),
         TurnCompleted(**TURN, model="m", finish_reason="length"),
         TurnFailed(**TURN, code="timeout", message="late"),
@@ -54,6 +69,14 @@ def test_turn_events_round_trip_through_json(event: TurnDelta) -> None:
 def test_chat_request_round_trips_through_json() -> None:
     request = a_request()
     assert ChatRequest.model_validate_json(request.model_dump_json()) == request
+
+
+def test_a_delta_or_params_without_logprobs_read_as_they_did_before_the_field() -> None:
+    delta = json.loads(TurnDelta(**TURN, text="x").model_dump_json())
+    params = json.loads(GenerationParams().model_dump_json())
+    assert "logprobs" not in delta
+    assert "logprobs" not in params
+    assert "top_logprobs" not in params
 
 
 def test_contracts_are_frozen() -> None:

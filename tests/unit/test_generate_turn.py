@@ -11,6 +11,7 @@ import pytest
 from contracts import (
     ChatMessage,
     ChatRequest,
+    TokenLogprob,
     TurnCompleted,
     TurnDelta,
     TurnFailed,
@@ -152,6 +153,18 @@ async def test_a_delta_per_chunk_keeps_the_text_exact() -> None:
     )
     text = "".join(e.text for _, e in sink.events if isinstance(e, TurnDelta))
     assert text == "a bü\n"
+
+
+async def test_each_chunks_logprobs_travel_on_its_delta() -> None:
+    sink = RecordingSink()
+    hi = (TokenLogprob(token="Hi", logprob=-0.1), TokenLogprob(token="!", logprob=-0.2))
+    chunks = [TextChunk("Hi!", logprobs=hi), TextChunk(" ")]
+    await generate_turn(
+        a_request(), 1, ScriptedProvider(*chunks, StreamEnd("stop", "m", 1, 3)), sink
+    )
+    deltas = [e for _, e in sink.events if isinstance(e, TurnDelta)]
+    assert [d.logprobs for d in deltas] == [hi, ()]
+    assert "logprobs" not in deltas[1].model_dump_json()
 
 
 class EndlessProvider:

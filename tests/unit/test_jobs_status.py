@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contracts import FinishReason, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import FinishReason, TokenLogprob, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.jobs.status import job_view, outcome_of
 from services.gateway.turns import TurnEvent
@@ -138,3 +138,17 @@ def test_the_webhook_shows_only_when_the_job_has_one() -> None:
     view = job_view(hooked, [], SOON)
     assert view["webhook"] == {"status": "delivered", "attempts": 2}
     assert "http://h/x" not in str(view)
+
+
+def test_a_job_that_asked_for_logprobs_carries_them_in_its_result() -> None:
+    token = TokenLogprob(token="Hi", logprob=-0.5)
+    events = [
+        TurnDelta(**TURN, seq=1, text="Hi", logprobs=(token,)),
+        usage(2),
+        completed(3),
+    ]
+    result = job_view(JOB, events, SOON)["result"]
+    assert result["choices"][0]["logprobs"] == {
+        "content": [{"token": "Hi", "logprob": -0.5, "bytes": None, "top_logprobs": []}],
+        "refusal": None,
+    }

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from contracts import TurnFailed, TurnUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from contracts import TokenLogprob, TopLogprob, TurnDelta, TurnFailed, TurnUsage
 from services.gateway.openai_wire import DONE, ChunkWriter, completion_body
+from services.gateway.turns import Reset, TurnTranscript
 
 TURN = {"correlation_id": "c", "conversation_id": "v", "turn_id": "t", "seq": 1}
 
@@ -70,3 +73,66 @@ def test_completion_body_has_openai_shape() -> None:
         "refusal": None,
     }
     assert body["choices"][0]["finish_reason"] == "length"
+
+
+BON = TokenLogprob(
+    token="Bon",
+    logprob=-1.85,
+    bytes=(66, 111, 110),
+    top_logprobs=(TopLogprob(token="Bon", logprob=-1.85, bytes=(66, 111, 110)),),
+)
+JOUR = TokenLogprob(token="jour", logprob=-0.02, bytes=None, top_logprobs=())
+WIRE_BON = {
+    "token": "Bon",
+    "logprob": -1.85,
+    "bytes": [66, 111, 110],
+    "top_logprobs": [{"token": "Bon", "logprob": -1.85, "bytes": [66, 111, 110]}],
+}
+
+
+def test_a_delta_with_logprobs_carries_them_as_openai_streams_them() -> None:
+    writer = ChunkWriter("chatcmpl-1", "m", include_usage=True)
+    chunk = parse(writer.delta("Bonjour", (BON, JOUR)))
+    assert chunk["choices"] == [
+        {
+            "index": 0,
+            "delta": {"content": "Bonjour"},
+            "logprobs": {
+                "content": [
+                    WIRE_BON,
+                    {"token": "jour", "logprob": -0.02, "bytes": None, "top_logprobs": []},
+                ],
+                "refusal": None,
+            },
+            "finish_reason": None,
+        }
+    ]
+    parsed = ChatCompletionChunk.model_validate(chunk)
+    content = parsed.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert [t.token for t in content or ()] == ["Bon", "jour"]
+
+
+def test_a_delta_without_logprobs_is_byte_for_byte_what_it_was() -> None:
+    writer = ChunkWriter("chatcmpl-1", "m", include_usage=False)
+    assert writer.delta("x", ()) == writer.delta("x")
+    assert b'"logprobs":null' in writer.delta("x")
+
+
+def test_completion_body_carries_every_token_logprob_in_order() -> None:
+    body = completion_body("id", "m", "Bonjour", "stop", None, logprobs=(BON, JOUR))
+    assert body["choices"][0]["logprobs"]["content"][0] == WIRE_BON
+    assert body["choices"][0]["logprobs"]["refusal"] is None
+    parsed = ChatCompletion.model_validate(body)
+    content = parsed.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert [t.token for t in content or ()] == ["Bon", "jour"]
+    assert completion_body("id", "m", "hi", "stop", None)["choices"][0]["logprobs"] is None
+
+
+def test_the_transcript_keeps_the_logprobs_of_the_last_attempt_only() -> None:
+    transcript = TurnTranscript()
+    transcript.add(TurnDelta(**TURN, text="Bon", logprobs=(JOUR,)))
+    transcript.add(Reset(attempt=2))
+    transcript.add(TurnDelta(**TURN, text="Bon", logprobs=(BON,)))
+    transcript.add(TurnDelta(**{**TURN, "seq": 2}, text="jour", logprobs=(JOUR,)))
+    transcript.add(TurnDelta(**{**TURN, "seq": 3}, text="!"))
+    assert transcript.logprobs == (BON, JOUR)

@@ -49,7 +49,9 @@ class DictCache:
         self.entries[key] = answer
 
 
-def request(model: str = "cached", temperature: float | None = 0, tenant: str = "a") -> ChatRequest:
+def request(
+    model: str = "cached", temperature: float | None = 0, tenant: str = "a", logprobs: bool = False
+) -> ChatRequest:
     return ChatRequest(
         correlation_id="c",
         gateway_id="g",
@@ -58,7 +60,7 @@ def request(model: str = "cached", temperature: float | None = 0, tenant: str = 
         tenant_id=tenant,
         model=model,
         messages=(ChatMessage(role="user", content="Colour of the sky?"),),
-        params=GenerationParams(temperature=temperature, max_tokens=5),
+        params=GenerationParams(temperature=temperature, max_tokens=5, logprobs=logprobs or None),
     )
 
 
@@ -88,6 +90,7 @@ async def test_what_is_never_cached() -> None:
         (CountingModel(), request(temperature=0.7)),
         (CountingModel(finish="cancelled"), request()),  # not a whole answer
         (CountingModel(served_by="other"), request()),  # a failover's answer
+        (CountingModel(), request(logprobs=True)),  # the cache keeps no logprobs
     ]
     for model, req in cases:
         provider = CachingProvider(model, CATALOG, DictCache())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from contracts import ToolCall, TurnCompleted, TurnFailed, TurnUsage
+from contracts import TokenLogprob, ToolCall, TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.openai_wire import completion_body, output_mark
 from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript, interrupted
@@ -37,6 +37,7 @@ class TurnOutcome:
     final: TurnCompleted | None = None
     error: JobError | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
@@ -55,7 +56,13 @@ def outcome_of(events: Iterable[TurnEvent]) -> TurnOutcome:
                     "cancelled" if item.finish_reason == "cancelled" else "completed"
                 )
                 return TurnOutcome(
-                    status, transcript.text, transcript.usage, item, None, transcript.tool_calls
+                    status,
+                    transcript.text,
+                    transcript.usage,
+                    item,
+                    None,
+                    transcript.tool_calls,
+                    transcript.logprobs,
                 )
         lost = cursor.held_final()
         if lost is not None:  # its final event came past a lost one: never a short answer
@@ -104,6 +111,7 @@ def _result(job: JobRecord, outcome: TurnOutcome) -> dict[str, Any] | None:
         outcome.usage,
         tool_calls=outcome.tool_calls,
         mark=output_mark(final),
+        logprobs=outcome.logprobs,
     )
     # When the answer was made, not when it was read: every GET and the webhook agree.
     body["created"] = int(final.occurred_at.timestamp())

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ["JsonAnswer", "answer_tool_fields", "native_format_fields", "refuse_inexpressible"]
 
-_INEXPRESSIBLE = ("frequency_penalty", "presence_penalty", "logit_bias", "reasoning_effort")
+_INEXPRESSIBLE = (
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "reasoning_effort",
+    # The Messages API gives no log probabilities (the gateway leaves false unset).
+    "logprobs",
+)
 _DEFAULT_NAME = "json_answer"
 _DEFAULT_DESCRIPTION = "Give the answer as this JSON object."
 

@@ -20,7 +20,16 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 from pydantic import ValidationError
 
-from contracts import ChatMessage, ChatRequest, ContentPart, FinishReason, TextPart, ToolCallDelta
+from contracts import (
+    ChatMessage,
+    ChatRequest,
+    ContentPart,
+    FinishReason,
+    GenerationParams,
+    TextPart,
+    TokenLogprob,
+    ToolCallDelta,
+)
 from services.generator.adapters.idle_bound import IdleBound
 from services.generator.adapters.json_fields import (
     Unreadable,
@@ -83,6 +92,7 @@ class OpenAIProvider:
         if p.seed is not None:
             body["seed"] = p.seed
         body.update(_answer_shaping(request))
+        body.update(_logprob_fields(p))
         try:
             response = await self._client.post(
                 "/chat/completions",
@@ -101,6 +111,7 @@ class OpenAIProvider:
         cached = 0
         events = aiter(response)
         idle = IdleBound(self._idle_timeout_s)
+        top = p.top_logprobs or 0
         try:
             while True:
                 try:
@@ -111,9 +122,13 @@ class OpenAIProvider:
                 reported_model = chunk.model or reported_model
                 if chunk.usage is not None:
                     input_tokens, output_tokens, cached = chunk.usage
-                if chunk.text or chunk.tool_calls:
+                if chunk.text or chunk.tool_calls or chunk.logprobs:
                     idle.armed = True
-                    yield TextChunk(chunk.text or "", tool_calls=chunk.tool_calls)
+                    yield TextChunk(
+                        chunk.text or "",
+                        tool_calls=chunk.tool_calls,
+                        logprobs=chunk.logprobs and _at_most(chunk.logprobs, top),
+                    )
                 if chunk.finish_reason is not None:
                     finish = _FINISH.get(chunk.finish_reason, "stop")
         except (openai.APIError, httpx2.HTTPError) as exc:
@@ -131,7 +146,7 @@ class OpenAIProvider:
 class ChunkParts:
     """The parts of one chat.completion.chunk the relay needs, read from its JSON."""
 
-    __slots__ = ("finish_reason", "model", "text", "tool_calls", "usage")
+    __slots__ = ("finish_reason", "logprobs", "model", "text", "tool_calls", "usage")
 
     def __init__(
         self,
@@ -140,12 +155,14 @@ class ChunkParts:
         finish_reason: str | None,
         usage: tuple[int, int, int] | None,
         tool_calls: tuple[ToolCallDelta, ...] = (),
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> None:
         self.model = model
         self.text = text
         self.finish_reason = finish_reason
         self.usage = usage
         self.tool_calls = tool_calls
+        self.logprobs = logprobs
 
     @classmethod
     def read(cls, data: object) -> ChunkParts:
@@ -156,15 +173,54 @@ class ChunkParts:
                 raise Unreadable
             choice = mapping(choices[0]) if choices else {}
             delta = mapping(choice.get("delta") or {})
+            # Tested here rather than in a call: almost every chunk carries none.
+            logprobs = choice.get("logprobs")
             return cls(
                 text(chunk.get("model")),
                 text(delta.get("content")),
                 text(choice.get("finish_reason")),
                 _usage(chunk.get("usage")),
                 _tool_call_pieces(delta.get("tool_calls")),
+                _token_logprobs(logprobs) if logprobs else (),
             )
         except Unreadable:
             raise unreadable_error() from None
+
+
+def _token_logprobs(value: object) -> tuple[TokenLogprob, ...]:
+    """`choice.logprobs.content`: the chunk's tokens, each with its likeliest alternatives."""
+    content = mapping(value).get("content")
+    if not content:
+        return ()
+    if not isinstance(content, list):
+        raise Unreadable
+    try:
+        return tuple(TokenLogprob.model_validate(item) for item in content)
+    except ValidationError:
+        raise Unreadable from None
+
+
+def _logprob_fields(p: GenerationParams) -> dict[str, Any]:
+    """`logprobs` as sent upstream: at least one alternative per token asked for.
+
+    llama.cpp's server sends no log probabilities at all for `top_logprobs: 0`,
+    and a default list of alternatives when it is absent; OpenAI sends them either
+    way. Asking every upstream for one or more and cutting the lists to what the
+    client asked (`_at_most`) gives the client OpenAI's answer from all of them.
+    """
+    if not p.logprobs:
+        return {}
+    return {"logprobs": True, "top_logprobs": max(p.top_logprobs or 0, 1)}
+
+
+def _at_most(tokens: tuple[TokenLogprob, ...], top: int) -> tuple[TokenLogprob, ...]:
+    """The tokens with no more alternatives each than the request's `top_logprobs`."""
+    return tuple(
+        t
+        if len(t.top_logprobs) <= top
+        else t.model_copy(update={"top_logprobs": t.top_logprobs[:top]})
+        for t in tokens
+    )
 
 
 def _tool_call_pieces(value: object) -> tuple[ToolCallDelta, ...]:
