@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from contracts import (
@@ -20,7 +19,7 @@ from contracts import (
     utc_now,
 )
 from services.gateway.caller import Caller
-from services.gateway.catalog import chat_model, check_output_limit, deadline_s
+from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ApiError, turn_failure_status
 from services.gateway.images import ImageLimits, read_messages
@@ -35,7 +34,8 @@ from services.gateway.openai_wire import (
 )
 from services.gateway.prompt_size import images_tokens, prompt_bytes, tools_bytes
 from services.gateway.request_fields import check_fields
-from services.gateway.tool_schema import check_tools_supported
+from services.gateway.tool_schema import check_tools_supported, to_tool_choice
+from services.gateway.turn_request import TurnSpec, chat_request
 from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
 from services.runtime.catalog import Catalog, ModelEntry
 
@@ -56,32 +56,27 @@ def to_chat_request(
     caller: Caller,
     correlation_id: str,
 ) -> PreparedTurn:
+    """The bus request of a completion or a job, or the 4xx that says why there is none."""
     entry = chat_model(catalog, body.model)
     limit = body.output_limit
     check_output_limit(entry, limit)
     read = read_messages(
         body.messages, entry, ImageLimits(settings.max_images, settings.max_image_bytes)
     )
-    messages = read.messages
     check_fields(body.model_dump(exclude_unset=True), set(type(body).model_fields), entry)
-    tool_fields = body.tool_fields
-    check_tools_supported(entry, tool_fields["tools"])
-    _check_context(entry, messages, tool_fields["tools"], limit)
+    tools = body.tool_contracts
+    check_tools_supported(entry, tools)
+    _check_context(entry, read.messages, tools, limit)
     turn_id = new_id()
-    now = utc_now()
-    request = ChatRequest(
-        correlation_id=correlation_id,
-        occurred_at=now,
-        gateway_id=settings.gateway_id,
+    spec = TurnSpec(
         # A stateless completion is a conversation of one turn.
         conversation_id=turn_id,
         turn_id=turn_id,
-        tenant_id=caller.tenant_id,
-        user_id=caller.user_id,
-        key_id=caller.key_id,
-        model=body.model,
-        messages=messages,
-        **tool_fields,
+        correlation_id=correlation_id,
+        messages=read.messages,
+        tools=tools,
+        tool_choice=to_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
         params=GenerationParams(
             max_tokens=limit,
             temperature=body.temperature,
@@ -97,12 +92,11 @@ def to_chat_request(
             logprobs=body.logprobs or None,
             top_logprobs=body.top_logprobs,
         ),
-        deadline_at=now + timedelta(seconds=deadline_s(entry, settings)),
         # Nobody reads a job or a non-streamed answer as it comes: the generator may
         # ask again, unseen, for a structured answer that fails its check.
         buffered=isinstance(body, NewJob) or not body.stream,
     )
-    return PreparedTurn(request, read.uploads)
+    return PreparedTurn(chat_request(spec, entry, caller, settings, utc_now()), read.uploads)
 
 
 def _check_context(

@@ -29,7 +29,6 @@ from services.gateway.tool_schema import (
     ToolChoiceInput,
     ToolOffer,
     check_json_schema,
-    to_tool_choice,
     tool_choice_problem,
 )
 
@@ -277,15 +276,6 @@ class ChatCompletionRequest(ToolOffer):
         if (problem := tool_choice_problem(value, names)) is not None:
             raise PydanticCustomError("tool_choice", problem)
         return value
-
-    @property
-    def tool_fields(self) -> dict[str, Any]:
-        """The tool part of the bus request."""
-        return {
-            "tools": self.tool_contracts,
-            "tool_choice": to_tool_choice(self.tool_choice),
-            "parallel_tool_calls": self.parallel_tool_calls,
-        }
 
     @field_validator("stop")
     @classmethod

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from contracts import (
     ChatMessage,
@@ -19,7 +19,7 @@ from contracts import (
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
 from services.gateway.caller import Caller
-from services.gateway.catalog import chat_model, check_output_limit, deadline_s
+from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
 from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
@@ -41,6 +41,7 @@ from services.gateway.replay import replay_turn
 from services.gateway.request_fields import check_fields
 from services.gateway.service import TurnEvents
 from services.gateway.tool_schema import check_tools_supported, to_tool_choice, tool_choice_problem
+from services.gateway.turn_request import TurnSpec, chat_request, turn_deadline
 from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog, ModelEntry
@@ -66,6 +67,8 @@ _CHARS_PER_TOKEN = 4  # a deliberately rough estimate; the provider has the fina
 class TurnPlan:
     request: ChatRequest
     conversation: Conversation
+    images: dict[str, bytes] = field(default_factory=dict)
+    """The conversations API takes text only: no image bytes to store."""
 
 
 def _not_found(conversation_id: str) -> ApiError:
@@ -185,7 +188,7 @@ async def begin_turn(
     output_budget = message.max_tokens or min(entry.max_output_tokens, 1024)
     window = entry.context_window
     now = utc_now()
-    deadline = now + timedelta(seconds=deadline_s(entry, settings))
+    deadline = turn_deadline(entry, settings, now)
     added = _new_messages(message, conversation.pending_tool_calls(), turn_id, now)
     # The new input, and with tool results the answer whose calls they answer.
     kept_tail = len(added) + (1 if message.tool_results else 0)
@@ -223,16 +226,10 @@ async def begin_turn(
     if updated is None:
         raise _not_found(conversation_id)
     budget = window - output_budget - tools_tokens
-    request = ChatRequest(
-        correlation_id=correlation_id,
-        occurred_at=now,
-        gateway_id=settings.gateway_id,
+    spec = TurnSpec(
         conversation_id=conversation_id,
         turn_id=turn_id,
-        tenant_id=caller.tenant_id,
-        user_id=caller.user_id,
-        key_id=caller.key_id,
-        model=conversation.model,
+        correlation_id=correlation_id,
         messages=_fit_context(updated.context(), kept_tail, budget),
         tools=tools,
         tool_choice=to_tool_choice(message.tool_choice),
@@ -242,8 +239,8 @@ async def begin_turn(
             temperature=message.temperature,
             response_format=message.response_format and message.response_format.to_contract(),
         ),
-        deadline_at=deadline,
     )
+    request = chat_request(spec, entry, caller, settings, now)
     return TurnPlan(request=request, conversation=updated)
 
 

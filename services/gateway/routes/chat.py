@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from contracts import new_id
+from contracts import ChatRequest, new_id
 from services.gateway.auth import Authenticated
-from services.gateway.catalog import chat_model
-from services.gateway.completions import collect_completion, stream_completion, to_chat_request
+from services.gateway.completions import (
+    PreparedTurn,
+    collect_completion,
+    stream_completion,
+    to_chat_request,
+)
 from services.gateway.disconnect import ClientGone, unless_client_leaves
-from services.gateway.errors import ApiError
-from services.gateway.feeds import open_feed
+from services.gateway.idempotency import ClaimedTurn
+from services.gateway.launch import Idempotency, Replayed, TurnOrder, launch_turn
 from services.gateway.openai_schema import ChatCompletionRequest
 from services.gateway.replay import ReplayedTurn
-from services.gateway.service import store_images
+from services.gateway.service import TurnEvents, start_turn
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import State
+from services.gateway.turns import TurnFeed, TurnRef
 
 router = APIRouter()
 
@@ -30,37 +37,46 @@ async def chat_completions(
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
+    settings = state.settings
     correlation_id = x_request_id or new_id()
-    prepared = to_chat_request(body, state.settings, state.catalog, caller, correlation_id)
-    admitted = await state.admission.admit(
-        caller, prepared.request, chat_model(state.catalog, body.model)
+    prepared = to_chat_request(body, settings, state.catalog, caller, correlation_id)
+    # A client that sends a key means to retry: give it time to come back.
+    grace_s = settings.resume_grace_s if idempotency_key else 0.0
+
+    async def ready(_: AsyncExitStack) -> PreparedTurn:
+        return prepared
+
+    async def follow(request: ChatRequest) -> TurnEvents:
+        return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
+
+    launched = await launch_turn(
+        state,
+        TurnOrder(
+            caller,
+            ClaimedTurn.of(TurnRef.of(prepared.request)),
+            ready,
+            follow,
+            None
+            if idempotency_key is None
+            else Idempotency("chat.completions", idempotency_key, body.model_dump_json().encode()),
+        ),
     )
-    try:
-        await store_images(state.images, prepared.images)
-        events = await open_feed(
-            state,
-            admitted.request,
-            "chat.completions",
-            idempotency_key,
-            body.model_dump_json().encode(),
-            # A client that sends a key means to retry: give it time to come back.
-            cancel_grace_s=state.settings.resume_grace_s if idempotency_key else 0.0,
-        )
-    except ApiError:
-        await state.admission.release(admitted)
-        raise
-    if isinstance(events, ReplayedTurn):  # the first request's turn: this one runs nothing
-        await state.admission.release(admitted)
+    events: TurnFeed
+    if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
+        events = ReplayedTurn(state.bus, launched.turn.ref(), settings.heartbeat_s, grace_s)
+        headers: dict[str, str] = {}
+    else:
+        events, headers = launched.handed, launched.headers
     if body.stream:
         return StreamingResponse(
             stream_completion(events, body.wants_usage),
             media_type="text/event-stream",
-            headers={**SSE_HEADERS, **admitted.headers},
+            headers={**SSE_HEADERS, **headers},
         )
     try:
         return JSONResponse(
             await unless_client_leaves(http_request, collect_completion(events)),
-            headers=admitted.headers,
+            headers=headers,
         )
     except ClientGone:
         # Nobody reads this; collect_completion's cleanup has cancelled the turn.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 
-from contracts import FunctionTool, new_id, utc_now
+from contracts import ChatRequest, FunctionTool, new_id, utc_now
 from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation, StoredMessage
@@ -20,6 +21,7 @@ from services.gateway.conversations.requests import (
 )
 from services.gateway.conversations.service import (
     TitleWait,
+    TurnPlan,
     abandon_turn,
     begin_turn,
     cancel_active_turn,
@@ -32,10 +34,10 @@ from services.gateway.conversations.service import (
 )
 from services.gateway.conversations.titles import wants_title
 from services.gateway.errors import ApiError
-from services.gateway.feeds import claim_turn
 from services.gateway.idempotency import ClaimedTurn
+from services.gateway.launch import Idempotency, Replayed, TurnOrder, launch_turn
 from services.gateway.openai_wire import openai_tool_call
-from services.gateway.service import start_turn
+from services.gateway.service import TurnEvents, start_turn
 from services.gateway.sse import SSE_HEADERS
 from services.gateway.state import GatewayState, State
 
@@ -154,32 +156,8 @@ async def send_message(
     _check_lengths(body, settings.max_message_chars)
     conversation = await load_conversation(state.conversations, caller, conversation_id)
     correlation_id, turn_id = request_id or new_id(), new_id()
-    claim = await claim_turn(
-        state,
-        f"{caller.tenant_id}.{caller.user_id}.conversations.{conversation_id}.messages",
-        idempotency_key,
-        body.model_dump_json().encode(),
-        ClaimedTurn(
-            conversation_id=conversation_id,
-            turn_id=turn_id,
-            model=conversation.model,
-            correlation_id=correlation_id,
-        ),
-    )
-    if claim is not None and claim.existing is not None:
-        return _sse(
-            resume_events(
-                state.bus,
-                conversation,
-                claim.existing.turn_id,
-                (0, 0),
-                settings.heartbeat_s,
-                settings.resume_grace_s,
-                _keeper(state),
-            )
-        )
-    try:
-        state.queue.check()
+
+    async def reserve(undo: AsyncExitStack) -> TurnPlan:
         plan = await begin_turn(
             state.conversations,
             settings,
@@ -190,27 +168,53 @@ async def send_message(
             correlation_id,
             turn_id,
         )
-    except ApiError:
-        if claim is not None:
-            await state.idempotency.release(claim)
-        raise
-    admitted = None
-    try:
-        admitted = await state.admission.admit(
-            caller, plan.request, chat_model(state.catalog, plan.request.model)
+        # Until the request is on the bus, the message and the reservation can be taken back.
+        undo.push_async_callback(
+            abandon_turn, state.conversations, caller.tenant_id, conversation_id, turn_id
         )
-        events = await start_turn(
-            state.bus, state.relay, admitted.request, settings.heartbeat_s, settings.resume_grace_s
+        return plan
+
+    async def follow(request: ChatRequest) -> TurnEvents:
+        return await start_turn(
+            state.bus, state.relay, request, settings.heartbeat_s, settings.resume_grace_s
         )
-    except ApiError:
-        if admitted is not None:
-            await state.admission.release(admitted)
-        await abandon_turn(state.conversations, caller.tenant_id, conversation_id, turn_id)
-        if claim is not None:
-            await state.idempotency.release(claim)
-        raise
+
+    launched = await launch_turn(
+        state,
+        TurnOrder(
+            caller,
+            ClaimedTurn(
+                conversation_id=conversation_id,
+                turn_id=turn_id,
+                model=conversation.model,
+                correlation_id=correlation_id,
+            ),
+            reserve,
+            follow,
+            None
+            if idempotency_key is None
+            else Idempotency(
+                f"conversations.{conversation_id}.messages",
+                idempotency_key,
+                body.model_dump_json().encode(),
+            ),
+        ),
+    )
+    if isinstance(launched, Replayed):
+        return _sse(
+            resume_events(
+                state.bus,
+                conversation,
+                launched.turn.turn_id,
+                (0, 0),
+                settings.heartbeat_s,
+                settings.resume_grace_s,
+                _keeper(state),
+            )
+        )
+    plan = launched.prepared
     title = _title_wait(state) if wants_title(plan.conversation, turn_id) else None
-    return _sse(stream_events(events, _keeper(state), title), admitted.headers)
+    return _sse(stream_events(launched.handed, _keeper(state), title), launched.headers)
 
 
 def _check_lengths(body: NewMessage, max_chars: int) -> None:

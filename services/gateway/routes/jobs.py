@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from contracts import new_id, utc_now
+from contracts import ChatRequest, new_id, utc_now
 from services.gateway.auth import Authenticated
-from services.gateway.catalog import chat_model
-from services.gateway.completions import to_chat_request
+from services.gateway.completions import PreparedTurn, to_chat_request
 from services.gateway.errors import ApiError
-from services.gateway.jobs.models import NewJob
+from services.gateway.idempotency import ClaimedTurn
+from services.gateway.jobs.models import JobRecord, NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.webhook_policy import WebhookRefused
-from services.gateway.service import store_images
+from services.gateway.launch import Started, TurnOrder, launch_turn
 from services.gateway.state import State
+from services.gateway.turns import TurnRef
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -38,20 +40,22 @@ async def create(
             await state.webhooks.check(webhook_url)
         except WebhookRefused as exc:
             raise ApiError(400, exc.reason, "invalid_value", "webhook_url") from None
-    state.queue.check()
-    admitted = await state.admission.admit(
-        caller, prepared.request, chat_model(state.catalog, body.model)
+
+    async def ready(_: AsyncExitStack) -> PreparedTurn:
+        return prepared
+
+    async def record(request: ChatRequest) -> JobRecord:
+        return await submit_job(state.bus, state.jobs, request, webhook_url)
+
+    launched = await launch_turn(
+        state, TurnOrder(caller, ClaimedTurn.of(TurnRef.of(prepared.request)), ready, record)
     )
-    try:
-        await store_images(state.images, prepared.images)
-        job = await submit_job(state.bus, state.jobs, admitted.request, webhook_url)
-    except ApiError:
-        await state.admission.release(admitted)
-        raise
+    assert isinstance(launched, Started)  # no Idempotency-Key here, so never a replay
+    job = launched.handed
     return JSONResponse(
         job_view(job, [], utc_now()),
         status_code=202,
-        headers={"Location": f"/v1/jobs/{job.id}", **admitted.headers},
+        headers={"Location": f"/v1/jobs/{job.id}", **launched.headers},
     )
 
 
