@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ApiError
+from services.gateway.http.errors import ApiError
 from services.runtime.catalog import Catalog, ModelEntry
 
 __all__ = ["chat_model", "check_output_limit", "deadline_s", "default_chat_model"]

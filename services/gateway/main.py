@@ -20,25 +20,25 @@ from contracts.subjects import (
     TURNS_STREAM,
     turn_kind_filter,
 )
-from services.gateway.admission import Admission
-from services.gateway.api_document import document_responses
-from services.gateway.backpressure import QueueMonitor
-from services.gateway.body_limit import BodyLimitMiddleware
+from services.gateway.admission.backpressure import QueueMonitor
+from services.gateway.admission.gate import Admission
+from services.gateway.admission.ratelimit import RateLimiter
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.recorder import parse_recorded_event, turn_recorder
 from services.gateway.conversations.store import KvConversationStore
-from services.gateway.drain import Drain, DrainMiddleware
-from services.gateway.errors import install_error_handlers
-from services.gateway.http_metrics import HttpMetricsMiddleware
-from services.gateway.idempotency import IdempotencyKeys
+from services.gateway.http.api_document import document_responses
+from services.gateway.http.body_limit import BodyLimitMiddleware
+from services.gateway.http.drain import Drain, DrainMiddleware
+from services.gateway.http.errors import install_error_handlers
+from services.gateway.http.rate_headers import RateHeadersMiddleware
+from services.gateway.http.request_id import RequestIdMiddleware
+from services.gateway.http.request_metrics import HttpMetricsMiddleware
 from services.gateway.jobs import BackgroundJobs
 from services.gateway.jobs.webhook_policy import WebhookPolicy
-from services.gateway.rate_headers import RateHeadersMiddleware
-from services.gateway.ratelimit import RateLimiter
-from services.gateway.relay import TurnRelay
-from services.gateway.request_id import RequestIdMiddleware
 from services.gateway.routes import chat, conversations, health, jobs, metrics, models, usage, web
 from services.gateway.state import GatewayState
+from services.gateway.turns.idempotency import IdempotencyKeys
+from services.gateway.turns.relay import TurnRelay
 from services.runtime.budgets import Budgets
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, CatalogError, load_catalog

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
-from services.gateway.turns import TurnItem
+from services.gateway.turns.items import TurnItem
 from services.runtime.metrics import LATENCY_BUCKETS, TOKEN_GAP_BUCKETS, TokenTimer
 
 __all__ = [

@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.gateway.admission import Admission
-from services.gateway.backpressure import QueueMonitor
+from services.gateway.admission.backpressure import QueueMonitor
+from services.gateway.admission.gate import Admission
 from services.gateway.config import GatewaySettings
 from services.gateway.conversations.store import ConversationStore
-from services.gateway.drain import Drain
-from services.gateway.idempotency import IdempotencyKeys
+from services.gateway.http.drain import Drain
 from services.gateway.jobs.store import JobStore
 from services.gateway.jobs.webhook_policy import WebhookPolicy
-from services.gateway.relay import TurnRelay
+from services.gateway.turns.idempotency import IdempotencyKeys
+from services.gateway.turns.relay import TurnRelay
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog
 from services.runtime.images import ImageStore

@@ -93,7 +93,8 @@ async def test_sigterm_under_load_ends_every_stream_resumably(stack: Stack) -> N
                 rest = await read(response)
             seen = [e for e in conversation_events if e.event == "delta"]
             resumed = [e for e in rest.events if e.event == "delta"]
-            assert "done" in [e.event for e in rest.events]
+            ending = [(e.event, e.data) for e in rest.events[-3:]]
+            assert "done" in [e.event for e in rest.events], ending
             ids = [e.id for e in seen + resumed]
             assert len(ids) == len(set(ids)), "an event came twice"
             seqs = [int(i.split(":")[2]) for i in ids if i and i.split(":")[1] == "1"]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from contracts import ChatMessage
-from services.gateway.admission import worst_case_prompt_tokens
+from services.gateway.admission.gate import worst_case_prompt_tokens
 from tests.support import Stack, issue_key, keys_command
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 
 from contracts import ChatMessage, TurnCompleted, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from services.gateway.admission import worst_case_prompt_tokens
+from services.gateway.admission.gate import worst_case_prompt_tokens
 from tests.faults.upstream import FaultyUpstream, running_upstream
 from tests.support import Stack, issue_key, running_stack
 

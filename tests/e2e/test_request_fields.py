@@ -15,7 +15,7 @@ import pytest
 from jsonschema import validate
 from openai import AsyncOpenAI
 
-from services.gateway.request_fields import REFUSED
+from services.gateway.openai.request_fields import REFUSED
 from tests.e2e.test_conversations import sse
 from tests.faults.upstream import FaultyUpstream
 from tests.support import Stack

@@ -8,8 +8,8 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from contracts.subjects import CHAT_REQUEST_SUBJECT, REQUESTS_STREAM
-from services.gateway.backpressure import GENERATOR_CONSUMER, QueueMonitor
-from services.gateway.errors import ApiError
+from services.gateway.admission.backpressure import GENERATOR_CONSUMER, QueueMonitor
+from services.gateway.http.errors import ApiError
 from services.runtime.bus import Bus
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from contracts import new_id
 from contracts.subjects import turn_event_subject
-from services.gateway.relay import TurnRelay
+from services.gateway.turns.relay import TurnRelay
 from services.runtime.bus import Bus
 
 

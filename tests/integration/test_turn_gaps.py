@@ -25,9 +25,9 @@ from contracts.subjects import CONVERSATIONS_BUCKET, EVENT_KINDS, turn_event_sub
 from services.gateway.conversations.models import Conversation
 from services.gateway.conversations.recorder import record_answer
 from services.gateway.conversations.store import KvConversationStore
-from services.gateway.relay import TurnRelay
-from services.gateway.service import TurnEvents
-from services.gateway.turns import Heartbeat, TurnItem
+from services.gateway.turns.items import Heartbeat, TurnItem
+from services.gateway.turns.live import TurnEvents
+from services.gateway.turns.relay import TurnRelay
 from services.runtime.bus import Bus
 
 Event = TurnDelta | TurnUsage | TurnCompleted | TurnFailed

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.gateway.api_document import ROUTE_ERRORS
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ErrorBody, error_body
+from services.gateway.http.api_document import ROUTE_ERRORS
+from services.gateway.http.errors import ErrorBody, error_body
 from services.gateway.main import create_app
 from services.runtime.catalog import parse_catalog
 

@@ -7,11 +7,11 @@ from pydantic import ValidationError
 
 from contracts import Limits
 from services.gateway.caller import Caller
-from services.gateway.completions import to_chat_request
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ApiError
+from services.gateway.http.errors import ApiError
 from services.gateway.jobs.models import NewJob
-from services.gateway.openai_schema import ChatCompletionRequest
+from services.gateway.openai.completions import to_chat_request
+from services.gateway.openai.schema import ChatCompletionRequest
 from services.runtime.catalog import parse_catalog
 
 CATALOG = parse_catalog(

@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 
 from contracts import ChatMessage, ImagePart, Limits, TextPart
-from services.gateway.admission import worst_case_prompt_tokens
+from services.gateway.admission.gate import worst_case_prompt_tokens
+from services.gateway.admission.prompt_size import image_tokens
 from services.gateway.caller import Caller
-from services.gateway.completions import PreparedTurn, to_chat_request
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ApiError
-from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.prompt_size import image_tokens
+from services.gateway.http.errors import ApiError
+from services.gateway.openai.completions import PreparedTurn, to_chat_request
+from services.gateway.openai.schema import ChatCompletionRequest
 from services.runtime.catalog import parse_catalog
 
 CATALOG = parse_catalog(

@@ -8,7 +8,7 @@ from typing import Any
 from contracts import FinishReason, TokenLogprob, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
 from services.gateway.jobs.status import job_view, outcome_of
-from services.gateway.turns import TurnEvent
+from services.gateway.turns.items import TurnEvent
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEADLINE = CREATED + timedelta(seconds=120)

@@ -13,7 +13,7 @@ from contracts import TurnCompleted, TurnDelta, utc_now
 from services.gateway.jobs.models import JobRecord
 from services.gateway.jobs.webhook import retry_delay, webhook_handler
 from services.gateway.jobs.webhook_policy import WebhookPolicy
-from services.gateway.turns import TurnEvent
+from services.gateway.turns.items import TurnEvent
 from services.runtime.worker import Delivery, Retry
 
 MAX_DELIVER = 6

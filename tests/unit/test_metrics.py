@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 
-from services.gateway.http_metrics import HttpMetricsMiddleware
+from services.gateway.http.request_metrics import HttpMetricsMiddleware
 from services.generator.breaker import BreakerConfig, CircuitBreaker
 from services.generator.metrics import BreakerStates
 from services.runtime.embedded_nats import free_port

@@ -7,8 +7,8 @@ import json
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from contracts import TokenLogprob, TopLogprob, TurnDelta, TurnFailed, TurnUsage
-from services.gateway.openai_wire import DONE, ChunkWriter, completion_body
-from services.gateway.turns import Reset, TurnTranscript
+from services.gateway.openai.wire import DONE, ChunkWriter, completion_body
+from services.gateway.turns.items import Reset, TurnTranscript
 
 TURN = {"correlation_id": "c", "conversation_id": "v", "turn_id": "t", "seq": 1}
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import StreamingResponse
 
-from services.gateway.body_limit import BodyLimitMiddleware
-from services.gateway.errors import ApiError, install_error_handlers
-from services.gateway.request_id import RequestIdMiddleware
+from services.gateway.http.body_limit import BodyLimitMiddleware
+from services.gateway.http.errors import ApiError, install_error_handlers
+from services.gateway.http.request_id import RequestIdMiddleware
 
 PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

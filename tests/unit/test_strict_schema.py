@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.strict_schema import strict_problem
+from services.gateway.openai.schema import ChatCompletionRequest
+from services.gateway.openai.strict_schema import strict_problem
 
 
 def closed(properties: dict[str, Any], **more: Any) -> dict[str, Any]:

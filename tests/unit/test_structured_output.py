@@ -26,8 +26,8 @@ from contracts import (
     utc_now,
 )
 from services.gateway.conversations.sse import format_item
-from services.gateway.errors import turn_failure_status
-from services.gateway.openai_wire import ChunkWriter, output_mark
+from services.gateway.http.errors import turn_failure_status
+from services.gateway.openai.wire import ChunkWriter, output_mark
 from services.generator.metrics import STRUCTURED_OUTPUTS
 from services.generator.ports import StreamEnd, TextChunk, TurnEventOut
 from services.generator.service import generate_turn

@@ -8,12 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import ChatMessage, ChatRequest, Limits, ToolChoice
-from services.gateway.admission import worst_case_prompt_tokens
+from services.gateway.admission.gate import worst_case_prompt_tokens
 from services.gateway.caller import Caller
-from services.gateway.completions import to_chat_request
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ApiError
-from services.gateway.openai_schema import ChatCompletionRequest
+from services.gateway.http.errors import ApiError
+from services.gateway.openai.completions import to_chat_request
+from services.gateway.openai.schema import ChatCompletionRequest
 from services.runtime.catalog import parse_catalog
 
 CATALOG = parse_catalog(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts import TurnCompleted, TurnDelta, TurnEvent
-from services.gateway.turns import Reset, TurnCursor, TurnItem, interrupted
+from services.gateway.turns.items import Reset, TurnCursor, TurnItem, interrupted
 
 
 def delta(seq: int, attempt: int = 1) -> TurnDelta:

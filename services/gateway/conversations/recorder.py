@@ -22,8 +22,8 @@ from services.gateway.conversations.models import (
 )
 from services.gateway.conversations.store import ConversationStore, Unchanged
 from services.gateway.conversations.titles import keep_title, request_title
-from services.gateway.replay import replay_turn
-from services.gateway.turns import TurnTranscript
+from services.gateway.turns.items import TurnTranscript
+from services.gateway.turns.replay import replay_turn
 from services.runtime.bus import Bus
 from services.runtime.worker import Delivery, Handler
 

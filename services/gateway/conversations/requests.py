@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.gateway.openai_schema import ResponseFormatInput
-from services.gateway.tool_schema import ToolOffer, Tools
+from services.gateway.openai.schema import ResponseFormatInput
+from services.gateway.openai.tools import ToolOffer, Tools
 
 __all__ = ["ConversationChanges", "NewConversation", "NewMessage", "ToolResult"]
 

@@ -18,10 +18,10 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
+from services.gateway.admission.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
-from services.gateway.control import announce_attach, request_cancel
 from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.conversations.requests import NewMessage
@@ -35,14 +35,14 @@ from services.gateway.conversations.sse import (
 )
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.conversations.titles import keep_title, wait_for_title, wants_title
-from services.gateway.errors import ApiError
-from services.gateway.prompt_size import prompt_bytes, tools_bytes
-from services.gateway.replay import replay_turn
-from services.gateway.request_fields import check_fields
-from services.gateway.service import TurnEvents
-from services.gateway.tool_schema import check_tools_supported, to_tool_choice, tool_choice_problem
-from services.gateway.turn_request import TurnSpec, chat_request, turn_deadline
-from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
+from services.gateway.http.errors import ApiError
+from services.gateway.openai.request_fields import check_fields
+from services.gateway.openai.tools import check_tools_supported, to_tool_choice, tool_choice_problem
+from services.gateway.turns.control import announce_attach, request_cancel
+from services.gateway.turns.items import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
+from services.gateway.turns.live import TurnEvents
+from services.gateway.turns.replay import replay_turn
+from services.gateway.turns.request import TurnSpec, chat_request, turn_deadline
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog, ModelEntry
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
 from contracts import (
     ConversationTitled,
     ToolCall,
@@ -20,7 +18,8 @@ from contracts import (
     TurnFailed,
     TurnUsage,
 )
-from services.gateway.turns import EventPosition, Heartbeat, Reset, TurnItem
+from services.gateway.http.sse import HEARTBEAT, json_frame
+from services.gateway.turns.items import EventPosition, Heartbeat, Reset, TurnItem
 
 __all__ = [
     "InvalidEventId",
@@ -45,19 +44,18 @@ def parse_event_id(value: str) -> tuple[str, EventPosition]:
     return found.group(1), (int(found.group(2)), int(found.group(3)))
 
 
-def _frame(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+def _event(name: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    return json_frame(data, name, event_id)
 
 
 def turn_started(conversation_id: str, turn_id: str, model: str) -> bytes:
     """First event of a stream: which turn it is, so the client can cancel or resume it."""
-    return _frame("turn", {"conversation_id": conversation_id, "turn_id": turn_id, "model": model})
+    return _event("turn", {"conversation_id": conversation_id, "turn_id": turn_id, "model": model})
 
 
 def titled(event: ConversationTitled) -> bytes:
     """The conversation got its title (after the first turn's `done`); no id: not a turn event."""
-    return _frame(
+    return _event(
         "title",
         {"conversation_id": event.conversation_id, "title": event.title, "source": event.source},
     )
@@ -65,26 +63,26 @@ def titled(event: ConversationTitled) -> bytes:
 
 def tool_call(call: ToolCall) -> bytes:
     """A whole call, sent just before `done`; no id: it sums up the `tool_call_delta`s."""
-    return _frame("tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments})
+    return _event("tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments})
 
 
 def format_item(item: TurnItem) -> bytes:
     if isinstance(item, Heartbeat):
-        return b": keep-alive\n\n"
+        return HEARTBEAT
     if isinstance(item, Reset):
-        return _frame("reset", {"attempt": item.attempt})
+        return _event("reset", {"attempt": item.attempt})
     event_id = f"{item.turn_id}:{item.attempt}:{item.seq}"
     if isinstance(item, TurnDelta):
         if not item.tool_calls:
-            return _frame("delta", {"text": item.text}, event_id)
-        pieces = _frame(
+            return _event("delta", {"text": item.text}, event_id)
+        pieces = _event(
             "tool_call_delta",
             {"tool_calls": [p.model_dump(exclude_none=True) for p in item.tool_calls]},
             event_id,
         )
-        return (_frame("delta", {"text": item.text}, event_id) if item.text else b"") + pieces
+        return (_event("delta", {"text": item.text}, event_id) if item.text else b"") + pieces
     if isinstance(item, TurnUsage):
-        return _frame(
+        return _event(
             "usage",
             {
                 "input_tokens": item.input_tokens,
@@ -104,9 +102,9 @@ def format_item(item: TurnItem) -> bytes:
             done["output_valid"] = item.output_valid
             if item.output_error is not None:
                 done["output_error"] = item.output_error
-        return _frame("done", done, event_id)
+        return _event("done", done, event_id)
     assert isinstance(item, TurnFailed)
-    return _frame(
+    return _event(
         "error",
         {"code": item.code, "message": item.message, "retryable": item.retryable},
         event_id,

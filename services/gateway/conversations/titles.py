@@ -20,7 +20,7 @@ from contracts import ConversationTitled, TitleRequest
 from contracts.subjects import TITLE_REQUEST_SUBJECT, TURNS_STREAM, turn_event_subject
 from services.gateway.conversations.models import Conversation
 from services.gateway.conversations.store import ConversationStore, Unchanged
-from services.gateway.turns import Heartbeat
+from services.gateway.turns.items import Heartbeat
 from services.runtime.bus import Bus
 from services.runtime.telemetry import with_trace_context
 

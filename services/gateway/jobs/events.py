@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from contracts import parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from services.gateway.turns import TurnEvent
+from services.gateway.turns.items import TurnEvent
 from services.runtime.bus import Bus
 
 __all__ = ["stored_turn_events"]

@@ -8,7 +8,7 @@ from typing import Annotated, Final, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
 from contracts import ChatRequest, Token
-from services.gateway.openai_schema import ChatCompletionRequest
+from services.gateway.openai.schema import ChatCompletionRequest
 
 __all__ = ["JOBS_ROUTE", "JobRecord", "NewJob", "WebhookStatus"]
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from contracts import ChatRequest, utc_now
 from services.gateway.caller import Caller
-from services.gateway.errors import ApiError, bus_unavailable
+from services.gateway.http.errors import ApiError, bus_unavailable
 from services.gateway.jobs.events import stored_turn_events
 from services.gateway.jobs.models import JOBS_ROUTE, JobRecord
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.store import JobStore
-from services.gateway.service import publish_request
+from services.gateway.turns.live import publish_request
 from services.runtime.bus import Bus
 
 __all__ = ["job_status", "submit_job"]

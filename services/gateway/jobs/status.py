@@ -9,14 +9,14 @@ from typing import Any, Literal
 
 from contracts import TokenLogprob, ToolCall, TurnCompleted, TurnFailed, TurnUsage
 from services.gateway.jobs.models import JobRecord
-from services.gateway.openai_wire import completion_body, output_mark
-from services.gateway.turns import TurnCursor, TurnEvent, TurnTranscript, interrupted
+from services.gateway.openai.wire import completion_body, output_mark
+from services.gateway.turns.items import TurnCursor, TurnEvent, TurnTranscript, interrupted
 
 __all__ = ["JobError", "JobStatus", "TurnOutcome", "job_body", "job_view", "outcome_of"]
 
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
-# The chat path's patience past the deadline (services.gateway.service), for
+# The chat path's patience past the deadline (services.gateway.turns.live), for
 # the case where no generator is alive to say the turn timed out.
 _DEADLINE_GRACE = timedelta(seconds=5)
 

@@ -15,7 +15,7 @@ from services.gateway.jobs.models import JOBS_ROUTE, JobRecord, WebhookStatus
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.store import JobStore
 from services.gateway.jobs.webhook_policy import WebhookPolicy, WebhookRefused, pinned
-from services.gateway.turns import TurnEvent
+from services.gateway.turns.items import TurnEvent
 from services.runtime.worker import Delivery, Handler, Retry, WorkerConfig
 
 __all__ = [

@@ -5,25 +5,25 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from contracts import ChatRequest, new_id
-from services.gateway.auth import Authenticated
-from services.gateway.completions import (
+from services.gateway.http.auth import Authenticated
+from services.gateway.http.disconnect import ClientGone, unless_client_leaves
+from services.gateway.http.sse import event_stream
+from services.gateway.openai.completions import (
     PreparedTurn,
     collect_completion,
     stream_completion,
     to_chat_request,
 )
-from services.gateway.disconnect import ClientGone, unless_client_leaves
-from services.gateway.idempotency import ClaimedTurn
-from services.gateway.launch import Idempotency, Replayed, TurnOrder, launch_turn
-from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.replay import ReplayedTurn
-from services.gateway.service import TurnEvents, start_turn
-from services.gateway.sse import SSE_HEADERS
+from services.gateway.openai.schema import ChatCompletionRequest
 from services.gateway.state import State
-from services.gateway.turns import TurnFeed, TurnRef
+from services.gateway.turns.idempotency import ClaimedTurn
+from services.gateway.turns.items import TurnFeed, TurnRef
+from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
+from services.gateway.turns.live import TurnEvents, start_turn
+from services.gateway.turns.replay import ReplayedTurn
 
 router = APIRouter()
 
@@ -68,11 +68,7 @@ async def chat_completions(
     else:
         events, headers = launched.handed, launched.headers
     if body.stream:
-        return StreamingResponse(
-            stream_completion(events, body.wants_usage),
-            media_type="text/event-stream",
-            headers={**SSE_HEADERS, **headers},
-        )
+        return event_stream(stream_completion(events, body.wants_usage), headers)
     try:
         return JSONResponse(
             await unless_client_leaves(http_request, collect_completion(events)),

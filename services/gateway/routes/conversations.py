@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
@@ -10,7 +9,6 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 
 from contracts import ChatRequest, FunctionTool, new_id, utc_now
-from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model, default_chat_model
 from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.recorder import AnswerKeeper
@@ -33,13 +31,14 @@ from services.gateway.conversations.service import (
     stream_events,
 )
 from services.gateway.conversations.titles import wants_title
-from services.gateway.errors import ApiError
-from services.gateway.idempotency import ClaimedTurn
-from services.gateway.launch import Idempotency, Replayed, TurnOrder, launch_turn
-from services.gateway.openai_wire import openai_tool_call
-from services.gateway.service import TurnEvents, start_turn
-from services.gateway.sse import SSE_HEADERS
+from services.gateway.http.auth import Authenticated
+from services.gateway.http.errors import ApiError
+from services.gateway.http.sse import event_stream
+from services.gateway.openai.wire import openai_tool_call
 from services.gateway.state import GatewayState, State
+from services.gateway.turns.idempotency import ClaimedTurn
+from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
+from services.gateway.turns.live import TurnEvents, start_turn
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -201,7 +200,7 @@ async def send_message(
         ),
     )
     if isinstance(launched, Replayed):
-        return _sse(
+        return event_stream(
             resume_events(
                 state.bus,
                 conversation,
@@ -214,7 +213,7 @@ async def send_message(
         )
     plan = launched.prepared
     title = _title_wait(state) if wants_title(plan.conversation, turn_id) else None
-    return _sse(stream_events(launched.handed, _keeper(state), title), launched.headers)
+    return event_stream(stream_events(launched.handed, _keeper(state), title), launched.headers)
 
 
 def _check_lengths(body: NewMessage, max_chars: int) -> None:
@@ -237,12 +236,6 @@ def _title_wait(state: GatewayState) -> TitleWait | None:
     return TitleWait(state.bus, state.conversations, settings.title_wait_s, settings.heartbeat_s)
 
 
-def _sse(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
-    return StreamingResponse(
-        body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
-    )
-
-
 @router.get("/{conversation_id}/stream", response_model=None)
 async def attach(
     conversation_id: str,
@@ -256,7 +249,7 @@ async def attach(
     conversation = await load_conversation(state.conversations, caller, conversation_id)
     turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
     await check_turn_kept(state.bus, conversation, turn_id)
-    return _sse(
+    return event_stream(
         resume_events(
             state.bus,
             conversation,

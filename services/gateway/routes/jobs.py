@@ -9,17 +9,17 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from contracts import ChatRequest, new_id, utc_now
-from services.gateway.auth import Authenticated
-from services.gateway.completions import PreparedTurn, to_chat_request
-from services.gateway.errors import ApiError
-from services.gateway.idempotency import ClaimedTurn
+from services.gateway.http.auth import Authenticated
+from services.gateway.http.errors import ApiError
 from services.gateway.jobs.models import JobRecord, NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.webhook_policy import WebhookRefused
-from services.gateway.launch import Started, TurnOrder, launch_turn
+from services.gateway.openai.completions import PreparedTurn, to_chat_request
 from services.gateway.state import State
-from services.gateway.turns import TurnRef
+from services.gateway.turns.idempotency import ClaimedTurn
+from services.gateway.turns.items import TurnRef
+from services.gateway.turns.launch import Started, TurnOrder, launch_turn
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -7,8 +7,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from services.gateway.auth import Authenticated
 from services.gateway.catalog import chat_model
+from services.gateway.http.auth import Authenticated
 from services.gateway.state import State
 from services.runtime.catalog import ModelEntry
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from contracts import utc_now
-from services.gateway.auth import Authenticated
-from services.gateway.errors import ApiError
+from services.gateway.http.auth import Authenticated
+from services.gateway.http.errors import ApiError
 from services.gateway.state import State
 from services.gateway.usage import GROUPINGS, usage_totals
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from services.gateway.errors import ApiError
+from services.gateway.http.errors import ApiError
 
 __all__ = ["router"]
 

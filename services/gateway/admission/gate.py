@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 from contracts import ChatMessage, ChatRequest, FunctionTool, Limits, utc_now
 from contracts.subjects import SpendScope
+from services.gateway.admission.prompt_size import images_tokens, prompt_bytes, tools_bytes
+from services.gateway.admission.ratelimit import RateLimiter, RateWindow
 from services.gateway.caller import Caller
-from services.gateway.errors import ApiError
-from services.gateway.prompt_size import images_tokens, prompt_bytes, tools_bytes
-from services.gateway.ratelimit import RateLimiter, RateWindow
+from services.gateway.http.errors import ApiError
 from services.runtime.budgets import Amount, Budgets, Overspent, seconds_until_midnight
 from services.runtime.catalog import ModelEntry
 from services.runtime.keys import KeyStore
@@ -40,7 +40,7 @@ def worst_case_prompt_tokens(
     Real tokenizers average about 4 bytes per token on English text; the margin
     keeps a reservation above what the provider will actually count. Tool
     definitions and calls are prompt too: the provider renders them into it.
-    Images count at services.gateway.prompt_size's estimate.
+    Images count at services.gateway.admission.prompt_size's estimate.
     """
     return (
         32

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from services.gateway.control import request_cancel
-from services.gateway.turns import (
+from services.gateway.turns.control import request_cancel
+from services.gateway.turns.items import (
     EventPosition,
     Heartbeat,
     TurnCursor,

@@ -17,8 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, mo
 from pydantic_core import PydanticCustomError
 
 from contracts import FunctionTool, ToolChoice, ToolName
-from services.gateway.errors import ApiError
-from services.gateway.strict_schema import strict_problem
+from services.gateway.http.errors import ApiError
+from services.gateway.openai.strict_schema import strict_problem
 from services.runtime.catalog import ModelEntry
 
 __all__ = [

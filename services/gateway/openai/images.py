@@ -23,9 +23,9 @@ from typing import Literal
 from PIL import Image, UnidentifiedImageError
 
 from contracts import ChatMessage, ContentPart, ImagePart, TextPart
-from services.gateway.errors import ApiError
-from services.gateway.openai_schema import ImageUrlPart, InputMessage, OtherPart
-from services.gateway.openai_schema import TextPart as InputTextPart
+from services.gateway.http.errors import ApiError
+from services.gateway.openai.schema import ImageUrlPart, InputMessage, OtherPart
+from services.gateway.openai.schema import TextPart as InputTextPart
 from services.runtime.catalog import ModelEntry
 
 __all__ = ["ImageLimits", "ReadMessages", "read_messages"]

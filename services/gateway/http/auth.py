@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.caller import Caller
-from services.gateway.errors import ApiError, bus_unavailable
+from services.gateway.http.errors import ApiError, bus_unavailable
 from services.gateway.state import State
 
 __all__ = ["Authenticated", "Caller", "authenticate"]

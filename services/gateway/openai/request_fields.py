@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.gateway.errors import ApiError
+from services.gateway.http.errors import ApiError
 from services.runtime.catalog import ModelEntry
 
 __all__ = ["ACCEPTED_WITHOUT_EFFECT", "REFUSED", "check_fields"]

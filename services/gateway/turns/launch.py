@@ -24,9 +24,9 @@ from typing import Generic, Protocol, TypeVar
 from contracts import ChatRequest
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
-from services.gateway.idempotency import ClaimedTurn
-from services.gateway.service import store_images
 from services.gateway.state import GatewayState
+from services.gateway.turns.idempotency import ClaimedTurn
+from services.gateway.turns.live import store_images
 
 __all__ = ["Idempotency", "Prepared", "Replayed", "Started", "TurnOrder", "launch_turn"]
 

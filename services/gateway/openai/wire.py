@@ -21,7 +21,8 @@ from contracts import (
     TurnFailed,
     TurnUsage,
 )
-from services.gateway.errors import error_body, turn_failure_status
+from services.gateway.http.errors import error_body, turn_failure_status
+from services.gateway.http.sse import DONE, HEARTBEAT, json_frame
 
 __all__ = [
     "DONE",
@@ -35,8 +36,6 @@ __all__ = [
     "usage_body",
 ]
 
-DONE = b"data: [DONE]\n\n"
-HEARTBEAT = b": keep-alive\n\n"
 
 # Marks an answer served from tokenbus's exact-response cache (OpenAI's field for
 # "which backend configuration answered").
@@ -153,13 +152,13 @@ class ChunkWriter:
         if not self._include_usage:
             return b""
         body = {**self._head, "choices": [], "usage": usage_body(usage)}
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return json_frame(body)
 
     def error(self, failure: TurnFailed) -> bytes:
         # A failed stream ends with an error object and no [DONE], so no client
         # can mistake a broken answer for a complete one.
         body = error_body(failure.message, turn_failure_status(failure.code), failure.code)
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return json_frame(body)
 
     def _event(self, choices: list[dict[str, Any]], mark: dict[str, Any] | None = None) -> bytes:
         body: dict[str, Any] = {**self._head, "choices": choices}
@@ -167,7 +166,7 @@ class ChunkWriter:
             body["usage"] = None
         if mark is not None:
             body[EXTRA_FIELD] = mark
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return json_frame(body)
 
 
 def completion_body(

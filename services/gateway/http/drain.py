@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from services.gateway.errors import error_body
+from services.gateway.http.errors import error_body
+from services.gateway.http.sse import json_frame
 
 __all__ = ["Drain", "DrainMiddleware"]
 
@@ -72,9 +73,9 @@ class Drain:
 
 def _farewell(path: str) -> bytes:
     if path.startswith("/v1/conversations"):
-        return b'event: reconnect\ndata: {"reason":"gateway_draining"}\n\n'
+        return json_frame({"reason": "gateway_draining"}, "reconnect")
     body = error_body(_DRAINING_MESSAGE, 503, "gateway_draining")
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+    return json_frame(body)
 
 
 class DrainMiddleware:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.errors import error_body
+from services.gateway.http.errors import error_body
 
 __all__ = ["BodyLimitMiddleware"]
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import REQUESTS_STREAM
-from services.gateway.errors import ApiError
+from services.gateway.http.errors import ApiError
 from services.runtime.bus import Bus
 
 __all__ = ["QueueMonitor"]

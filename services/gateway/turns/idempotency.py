@@ -15,8 +15,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
-from services.gateway.errors import ApiError
-from services.gateway.turns import TurnRef
+from services.gateway.http.errors import ApiError
+from services.gateway.turns.items import TurnRef
 
 __all__ = ["Claim", "ClaimedTurn", "IdempotencyKeys"]
 

@@ -15,12 +15,12 @@ from contracts import (
     parse_turn_event,
 )
 from contracts.subjects import CHAT_REQUEST_SUBJECT
-from services.gateway.control import request_cancel
-from services.gateway.errors import ApiError, bus_unavailable
+from services.gateway.http.errors import ApiError, bus_unavailable
 from services.gateway.metrics import TurnTiming
-from services.gateway.relay import RESYNC, TurnRelay
-from services.gateway.replay import replay_turn
-from services.gateway.turns import Heartbeat, Reset, TurnCursor, TurnItem, TurnRef
+from services.gateway.turns.control import request_cancel
+from services.gateway.turns.items import Heartbeat, Reset, TurnCursor, TurnItem, TurnRef
+from services.gateway.turns.relay import RESYNC, TurnRelay
+from services.gateway.turns.replay import replay_turn
 from services.runtime.bus import Bus
 from services.runtime.images import ImageStore
 from services.runtime.telemetry import with_trace_context

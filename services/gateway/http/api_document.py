@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.gateway.errors import TURN_FAILURE_STATUS, ErrorBody
+from services.gateway.http.errors import TURN_FAILURE_STATUS, ErrorBody
 
 __all__ = ["ROUTE_ERRORS", "document_responses"]
 

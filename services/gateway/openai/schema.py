@@ -24,8 +24,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contracts import ChatMessage, ContentPart, ResponseFormat, ToolCall, ToolName
-from services.gateway.strict_schema import strict_problem
-from services.gateway.tool_schema import (
+from services.gateway.openai.strict_schema import strict_problem
+from services.gateway.openai.tools import (
     ToolChoiceInput,
     ToolOffer,
     check_json_schema,
@@ -65,7 +65,7 @@ class ImageUrlPart(BaseModel):
 
 class OtherPart(BaseModel):
     """A part of a kind tokenbus does not take (input_audio, file ...), kept to be refused
-    by name (services.gateway.images) rather than failing as an unreadable body."""
+    by name (services.gateway.openai.images) rather than failing as an unreadable body."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -127,7 +127,7 @@ class InputMessage(BaseModel):
         return self
 
     def to_contract(self, parts: tuple[ContentPart, ...] = ()) -> ChatMessage:
-        """The bus's message; `parts` carries the images, read by services.gateway.images."""
+        """The bus's message; `parts` carries the images, read by services.gateway.openai.images."""
         content = self.content or ""
         text = (
             content
@@ -197,7 +197,7 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(ToolOffer):
-    # Fields outside this model are kept to be judged (services.gateway.request_fields).
+    # Fields outside this model are kept to be judged (services.gateway.openai.request_fields).
     model_config = ConfigDict(extra="allow")
 
     model: StrictStr = Field(min_length=1, max_length=256)

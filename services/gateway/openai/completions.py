@@ -18,25 +18,25 @@ from contracts import (
     new_id,
     utc_now,
 )
+from services.gateway.admission.prompt_size import images_tokens, prompt_bytes, tools_bytes
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import ApiError, turn_failure_status
-from services.gateway.images import ImageLimits, read_messages
+from services.gateway.http.errors import ApiError, turn_failure_status
 from services.gateway.jobs.models import NewJob
-from services.gateway.openai_schema import ChatCompletionRequest
-from services.gateway.openai_wire import (
+from services.gateway.openai.images import ImageLimits, read_messages
+from services.gateway.openai.request_fields import check_fields
+from services.gateway.openai.schema import ChatCompletionRequest
+from services.gateway.openai.tools import check_tools_supported, to_tool_choice
+from services.gateway.openai.wire import (
     DONE,
     HEARTBEAT,
     ChunkWriter,
     completion_body,
     output_mark,
 )
-from services.gateway.prompt_size import images_tokens, prompt_bytes, tools_bytes
-from services.gateway.request_fields import check_fields
-from services.gateway.tool_schema import check_tools_supported, to_tool_choice
-from services.gateway.turn_request import TurnSpec, chat_request
-from services.gateway.turns import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
+from services.gateway.turns.items import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
+from services.gateway.turns.request import TurnSpec, chat_request
 from services.runtime.catalog import Catalog, ModelEntry
 
 __all__ = ["PreparedTurn", "collect_completion", "stream_completion", "to_chat_request"]

@@ -1,0 +1,1 @@
+"""The HTTP edge: authentication, error bodies, middleware, SSE framing, the API document."""
