@@ -13,7 +13,12 @@ from fastapi import FastAPI
 
 from services.gateway.config import GatewaySettings
 from services.gateway.http.api_document import ROUTE_ERRORS
-from services.gateway.http.errors import ErrorBody, error_body
+from services.gateway.http.errors import (
+    AnthropicErrorBody,
+    ErrorBody,
+    anthropic_error_body,
+    error_body,
+)
 from services.gateway.main import create_app
 from services.runtime.catalog import parse_catalog
 
@@ -26,6 +31,7 @@ upstream_model = "small"
 """
 )
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
+ANTHROPIC_ERROR_SCHEMA = {"$ref": "#/components/schemas/AnthropicErrorBody"}
 
 
 def app(**settings: Any) -> FastAPI:
@@ -60,6 +66,7 @@ def test_no_route_documents_fastapis_422_since_bad_input_is_a_400(
     with_422 = {r for r, op in operations(document).items() if "422" in op["responses"]}
     assert with_422 == {
         "POST /v1/chat/completions",
+        "POST /v1/messages",
         "POST /v1/conversations/{conversation_id}/messages",
     }
 
@@ -68,12 +75,15 @@ def test_every_error_status_has_the_one_error_body_schema(document: dict[str, An
     for route, operation in operations(document).items():
         for status, response in operation["responses"].items():
             if int(status) >= 400 and route != "GET /readyz":
-                assert response["content"] == {"application/json": {"schema": ERROR_SCHEMA}}
+                # Anthropic's routes answer in Anthropic's error shape.
+                schema = ANTHROPIC_ERROR_SCHEMA if " /v1/messages" in route else ERROR_SCHEMA
+                assert response["content"] == {"application/json": {"schema": schema}}, route
         if route.split()[1].startswith("/v1/"):
             assert {"401", "503"} <= set(operation["responses"]), route
     schema = document["components"]["schemas"]["ErrorBody"]
     assert schema["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}
     ErrorBody.model_validate(error_body("x", 404, "model_not_found", "model"))
+    AnthropicErrorBody.model_validate(anthropic_error_body("x", 404, "model_not_found", "model"))
 
 
 @pytest.mark.parametrize(

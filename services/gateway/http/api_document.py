@@ -16,7 +16,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.gateway.http.errors import TURN_FAILURE_STATUS, ErrorBody
+from services.gateway.http.errors import (
+    ANTHROPIC_ROUTES,
+    TURN_FAILURE_STATUS,
+    AnthropicErrorBody,
+    ErrorBody,
+)
 
 __all__ = ["ROUTE_ERRORS", "document_responses"]
 
@@ -57,6 +62,17 @@ ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
         _IDEMPOTENT,
         {404: ("model_not_found",)},
         _turn_failures(),
+    ),
+    "POST /v1/messages": (
+        _GENERATION,
+        _COMPLETION_BODY,
+        _IDEMPOTENT,
+        {400: ("unsupported_parameter", "unsupported_content"), 404: ("model_not_found",)},
+        _turn_failures(),
+    ),
+    "POST /v1/messages/count_tokens": (
+        _COMPLETION_BODY,
+        {400: ("context_length_exceeded",), 404: ("model_not_found",)},
     ),
     "GET /v1/models": (),
     "GET /v1/models/{model_id}": ({404: ("model_not_found",)},),
@@ -110,9 +126,29 @@ _CONVERSATION_EVENT = {
         "id": {"type": "string", "description": "<turn_id>:<attempt>:<seq>, for Last-Event-ID"},
     },
 }
+_MESSAGE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "enum": [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+                "ping",
+                "error",
+            ]
+        },
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 # The streaming routes' 200: "only" SSE, or SSE "also" (chat completions with stream: true).
 _STREAMS: dict[str, tuple[str, Mapping[str, Any]]] = {
     "POST /v1/chat/completions": ("also", _CHAT_EVENT),
+    "POST /v1/messages": ("also", _MESSAGE_EVENT),
     "POST /v1/conversations/{conversation_id}/messages": ("only", _CONVERSATION_EVENT),
     "GET /v1/conversations/{conversation_id}/stream": ("only", _CONVERSATION_EVENT),
 }
@@ -137,16 +173,18 @@ def _rewritten(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
-    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(error_schema.pop("$defs", {}))
-    schemas["ErrorBody"] = error_schema
+    for body in (ErrorBody, AnthropicErrorBody):
+        error_schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(error_schema.pop("$defs", {}))
+        schemas[body.__name__] = error_schema
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             route = f"{method.upper()} {path}"
             responses: dict[str, Any] = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's; the gateway's own is listed below
+            shape = "AnthropicErrorBody" if path.startswith(ANTHROPIC_ROUTES) else "ErrorBody"
             for status, codes in sorted(_errors_of(route, path, operation).items()):
-                responses[str(status)] = _error_response(status, codes)
+                responses[str(status)] = _error_response(status, codes, shape)
             if route in _STREAMS:
                 _document_stream(responses["200"], *_STREAMS[route])
             if route == "GET /readyz":
@@ -172,10 +210,10 @@ def _errors_of(route: str, path: str, operation: Mapping[str, Any]) -> dict[int,
     return merged
 
 
-def _error_response(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
+def _error_response(status: int, codes: tuple[str, ...], shape: str) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": f"{http.HTTPStatus(status).phrase}: " + ", ".join(f"`{c}`" for c in codes),
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
     }
     if status in (429, 503):
         response["headers"] = _RETRY_AFTER

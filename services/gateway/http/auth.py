@@ -1,4 +1,5 @@
-"""Who is calling: `Authorization: Bearer <key>` resolved to a tenant, a user and limits."""
+"""Who is calling: `Authorization: Bearer <key>` (or `x-api-key: <key>`) resolved to a tenant,
+a user and limits."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def _unauthorized(message: str, code: str) -> ApiError:
 
 
 def _bearer(request: Request) -> str:
+    # Anthropic's SDK sends its key as x-api-key: taken on every route, like Bearer.
+    anthropic_key = request.headers.get("x-api-key")
+    if anthropic_key is not None and "authorization" not in request.headers:
+        if not anthropic_key.strip() or len(anthropic_key) > _MAX_HEADER_CHARS:
+            raise _unauthorized("Malformed x-api-key header.", "invalid_api_key")
+        return anthropic_key.strip()
     header = request.headers.get("authorization")
     if not header:
         raise _unauthorized(

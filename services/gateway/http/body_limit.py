@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.http.errors import error_body
+from services.gateway.http.errors import error_body_for
 
 __all__ = ["BodyLimitMiddleware"]
 
@@ -23,7 +23,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope["path"], send)
                 return
 
         received = 0
@@ -36,7 +36,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes and not refused:
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(scope["path"], send)
                     # To the app the client is gone; it stops reading and answering.
                     return {"type": "http.disconnect"}
             return message
@@ -47,10 +47,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, limited_receive, guarded_send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            error_body(f"The request body is over {self.max_bytes} bytes.", 413, "body_too_large")
-        )
+    async def _refuse(self, path: str, send: Send) -> None:
+        message = f"The request body is over {self.max_bytes} bytes."
+        body = orjson.dumps(error_body_for(path, message, 413, "body_too_large"))
         await send(
             {
                 "type": "http.response.start",

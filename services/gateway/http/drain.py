@@ -24,7 +24,12 @@ from typing import Any
 
 import orjson
 
-from services.gateway.http.errors import error_body
+from services.gateway.http.errors import (
+    ANTHROPIC_ROUTES,
+    anthropic_error_body,
+    error_body,
+    error_body_for,
+)
 from services.gateway.http.sse import json_frame
 
 __all__ = ["Drain", "DrainMiddleware"]
@@ -74,8 +79,9 @@ class Drain:
 def _farewell(path: str) -> bytes:
     if path.startswith("/v1/conversations"):
         return json_frame({"reason": "gateway_draining"}, "reconnect")
-    body = error_body(_DRAINING_MESSAGE, 503, "gateway_draining")
-    return json_frame(body)
+    if path.startswith(ANTHROPIC_ROUTES):
+        return json_frame(anthropic_error_body(_DRAINING_MESSAGE, 503, "gateway_draining"), "error")
+    return json_frame(error_body(_DRAINING_MESSAGE, 503, "gateway_draining"))
 
 
 class DrainMiddleware:
@@ -89,7 +95,7 @@ class DrainMiddleware:
             return
         path: str = scope["path"]
         if self.drain.started and not path.startswith(_ALWAYS_SERVED):
-            await _refuse(send)
+            await _refuse(path, send)
             return
         cut = self.drain.track()
         state = {"started": False, "streaming": False, "ended": False}
@@ -138,11 +144,11 @@ async def _end(send: Send, state: dict[str, bool], path: str) -> None:
         if state["streaming"]:
             await send({"type": "http.response.body", "body": _farewell(path), "more_body": False})
         elif not state["started"]:
-            await _refuse(send)
+            await _refuse(path, send)
 
 
-async def _refuse(send: Send) -> None:
-    body = orjson.dumps(error_body(_DRAINING_MESSAGE, 503, "gateway_draining"))
+async def _refuse(path: str, send: Send) -> None:
+    body = orjson.dumps(error_body_for(path, _DRAINING_MESSAGE, 503, "gateway_draining"))
     await send(
         {
             "type": "http.response.start",

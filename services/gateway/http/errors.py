@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import nats.errors
 from fastapi import FastAPI, Request
@@ -15,11 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.gateway.metrics import ERRORS
 
 __all__ = [
+    "ANTHROPIC_ROUTES",
     "TURN_FAILURE_STATUS",
+    "AnthropicErrorBody",
     "ApiError",
     "ErrorBody",
+    "anthropic_error_body",
     "bus_unavailable",
     "error_body",
+    "error_body_for",
     "install_error_handlers",
     "turn_failure_status",
 ]
@@ -71,12 +75,63 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+
+
+class AnthropicErrorBody(BaseModel):
+    """Every error answer of the Anthropic routes (anthropic_error_body builds it)."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
+
+
 def error_body(
     message: str, status: int, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": _error_type(status), "param": param, "code": code}
     }
+
+
+# Anthropic's error types by status: what its SDK turns into its exception classes.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+# Routes that answer in Anthropic's error shape, as its SDK expects there.
+ANTHROPIC_ROUTES = "/v1/messages"
+
+
+def anthropic_error_body(
+    message: str, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """Anthropic's `{"type": "error", "error": {type, message}}`, with tokenbus's stable
+    code and the field at fault kept beside them."""
+    kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if code is not None:
+        error["code"] = code
+    if param is not None:
+        error["param"] = param
+    return {"type": "error", "error": error}
+
+
+def error_body_for(
+    path: str, message: str, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """The error body in the dialect of the API the request was made to."""
+    shape = anthropic_error_body if path.startswith(ANTHROPIC_ROUTES) else error_body
+    return shape(message, status, code, param)
 
 
 class ApiError(Exception):
@@ -125,31 +180,33 @@ def _body_unreadable(exc: StarletteHTTPException) -> bool:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         ERRORS.labels(exc.code or f"http_{exc.status}").inc()
         return JSONResponse(
-            error_body(exc.message, exc.status, exc.code, exc.param),
+            error_body_for(request.url.path, exc.message, exc.status, exc.code, exc.param),
             status_code=exc.status,
             headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param, code = _describe(exc)
         ERRORS.labels(code).inc()
-        return JSONResponse(error_body(message, 400, code, param), status_code=400)
+        body = error_body_for(request.url.path, message, 400, code, param)
+        return JSONResponse(body, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
         if _body_unreadable(exc):
             ERRORS.labels("invalid_json").inc()
             return JSONResponse(
-                error_body("The request body is not valid JSON.", 400, "invalid_json"),
+                error_body_for(path, "The request body is not valid JSON.", 400, "invalid_json"),
                 status_code=400,
             )
         ERRORS.labels(f"http_{exc.status_code}").inc()
         return JSONResponse(
-            error_body(str(exc.detail), exc.status_code), status_code=exc.status_code
+            error_body_for(path, str(exc.detail), exc.status_code), status_code=exc.status_code
         )
 
     @app.exception_handler(nats.errors.Error)
@@ -168,7 +225,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # middleware cannot add its header: echo the id it left in the request.
         request_id = request.headers.get("x-request-id")
         return JSONResponse(
-            error_body("The gateway failed to handle the request.", 500, "internal_error"),
+            error_body_for(
+                request.url.path, "The gateway failed to handle the request.", 500, "internal_error"
+            ),
             status_code=500,
             headers={"X-Request-ID": request_id} if request_id else None,
         )

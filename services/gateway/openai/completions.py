@@ -35,7 +35,14 @@ from services.gateway.openai.wire import (
     completion_body,
     output_mark,
 )
-from services.gateway.turns.items import Heartbeat, Reset, TurnFeed, TurnRef, TurnTranscript
+from services.gateway.turns.items import (
+    Heartbeat,
+    Reset,
+    TurnFeed,
+    TurnRef,
+    TurnTranscript,
+    restarted_after_text,
+)
 from services.gateway.turns.request import TurnSpec, chat_request
 from services.runtime.catalog import Catalog, ModelEntry
 
@@ -152,7 +159,7 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
             elif isinstance(item, Reset):
                 if sent_text:
                     # OpenAI's format cannot take text back: end cleanly, not garbled.
-                    yield writer.error(_interrupted(turn))
+                    yield writer.error(restarted_after_text(turn))
                     return
             elif isinstance(item, TurnUsage):
                 usage = item
@@ -189,15 +196,3 @@ async def collect_completion(events: TurnFeed) -> dict[str, Any]:
     finally:
         events.close()
     raise ApiError(502, "The turn ended without a result.", "upstream_error")
-
-
-def _interrupted(turn: TurnRef) -> TurnFailed:
-    return TurnFailed(
-        correlation_id=turn.correlation_id,
-        conversation_id=turn.conversation_id,
-        turn_id=turn.turn_id,
-        seq=1,
-        code="upstream_error",
-        message="The answer was interrupted; please retry.",
-        retryable=True,
-    )

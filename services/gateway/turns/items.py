@@ -28,6 +28,7 @@ __all__ = [
     "TurnRef",
     "TurnTranscript",
     "interrupted",
+    "restarted_after_text",
 ]
 
 
@@ -200,5 +201,19 @@ def interrupted(final: TurnCompleted | TurnFailed) -> TurnFailed:
         seq=final.seq,
         code="stream_interrupted",
         message="Part of the answer was lost on its way; please retry.",
+        retryable=True,
+    )
+
+
+def restarted_after_text(turn: TurnRef) -> TurnFailed:
+    """How a stream ends whose sent text a restarted attempt would contradict: none of the
+    wire formats can take text back."""
+    return TurnFailed(
+        correlation_id=turn.correlation_id,
+        conversation_id=turn.conversation_id,
+        turn_id=turn.turn_id,
+        seq=1,
+        code="upstream_error",
+        message="The answer was interrupted; please retry.",
         retryable=True,
     )

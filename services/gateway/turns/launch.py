@@ -26,9 +26,19 @@ from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
 from services.gateway.state import GatewayState
 from services.gateway.turns.idempotency import ClaimedTurn
-from services.gateway.turns.live import store_images
+from services.gateway.turns.items import TurnFeed, TurnRef
+from services.gateway.turns.live import TurnEvents, start_turn, store_images
+from services.gateway.turns.replay import ReplayedTurn
 
-__all__ = ["Idempotency", "Prepared", "Replayed", "Started", "TurnOrder", "launch_turn"]
+__all__ = [
+    "Idempotency",
+    "Prepared",
+    "Replayed",
+    "Started",
+    "TurnOrder",
+    "launch_live",
+    "launch_turn",
+]
 
 
 class Prepared(Protocol):
@@ -105,3 +115,32 @@ async def launch_turn(state: GatewayState, order: TurnOrder[P, H]) -> Started[P,
         undo.pop_all()  # launched: nothing to take back
         return Started(prepared, handed, admitted.request, admitted.headers)
     raise AssertionError("unreachable: the stack re-raises or the block returns")
+
+
+async def launch_live(
+    state: GatewayState,
+    caller: Caller,
+    prepared: Prepared,
+    route: str,
+    idempotency_key: str | None,
+    body: bytes,
+) -> tuple[TurnFeed, dict[str, str]]:
+    """A stateless turn whose events the caller reads (a completion, a message): its feed,
+    or the first request's when the key was seen before, and the response headers."""
+    settings = state.settings
+    # A client that sends a key means to retry: give it time to come back.
+    grace_s = settings.resume_grace_s if idempotency_key else 0.0
+
+    async def ready(_: AsyncExitStack) -> Prepared:
+        return prepared
+
+    async def follow(request: ChatRequest) -> TurnEvents:
+        return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
+
+    scope = None if idempotency_key is None else Idempotency(route, idempotency_key, body)
+    claimed = ClaimedTurn.of(TurnRef.of(prepared.request))
+    launched = await launch_turn(state, TurnOrder(caller, claimed, ready, follow, scope))
+    if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
+        replay = ReplayedTurn(state.bus, launched.turn.ref(), settings.heartbeat_s, grace_s)
+        return replay, {}
+    return launched.handed, launched.headers

@@ -1,0 +1,73 @@
+"""A turn's events as a Messages API answer: streamed as Anthropic's events, or collected."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from services.gateway.anthropic.wire import PING, MessageStream, message_body, message_id
+from services.gateway.http.errors import ApiError, turn_failure_status
+from services.gateway.turns.items import (
+    Heartbeat,
+    Reset,
+    TurnFeed,
+    TurnTranscript,
+    restarted_after_text,
+)
+
+__all__ = ["collect_message", "stream_message"]
+
+
+async def stream_message(events: TurnFeed) -> AsyncIterator[bytes]:
+    """SSE bytes for one turn; leaving early (client gone) closes the feed."""
+    turn = events.turn
+    writer = MessageStream(message_id(turn.turn_id), turn.model)
+    transcript = TurnTranscript()
+    sent_text = False
+    try:
+        # The stream opens at once, before the model's first token.
+        yield writer.start()
+        async for item in events:
+            transcript.add(item)
+            if isinstance(item, TurnDelta):
+                if item.text:
+                    sent_text = True
+                    yield writer.text(item.text)
+            elif isinstance(item, Heartbeat):
+                yield PING
+            elif isinstance(item, Reset):
+                if sent_text:
+                    # A sent text cannot be taken back: end as failed, never garbled.
+                    yield writer.error(restarted_after_text(turn))
+                    return
+            elif isinstance(item, TurnUsage):
+                continue  # kept by the transcript, sent with message_delta
+            elif isinstance(item, TurnCompleted):
+                yield writer.finish(item.finish_reason, transcript.usage, transcript.tool_calls)
+            else:
+                yield writer.error(item)
+    finally:
+        events.close()
+
+
+async def collect_message(events: TurnFeed) -> dict[str, Any]:
+    turn = events.turn
+    transcript = TurnTranscript()
+    try:
+        async for item in events:
+            transcript.add(item)
+            if isinstance(item, TurnCompleted):
+                return message_body(
+                    turn.turn_id,
+                    item.model,
+                    transcript.text,
+                    transcript.tool_calls,
+                    item.finish_reason,
+                    transcript.usage,
+                )
+            if isinstance(item, TurnFailed):
+                raise ApiError(turn_failure_status(item.code), item.message, item.code)
+    finally:
+        events.close()
+    raise ApiError(502, "The turn ended without a result.", "upstream_error")

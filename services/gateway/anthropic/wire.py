@@ -1,0 +1,148 @@
+"""Anthropic's Messages wire format out of a turn: the stream's events and the message body.
+
+The stream is Anthropic's sequence: `message_start`, then content blocks
+(`content_block_start`, `content_block_delta`s, `content_block_stop`): the text
+as it comes, then one `tool_use` block per call, its input whole (a call's
+pieces may interleave with another's upstream, which Anthropic's one-block-at-a-
+time stream cannot express); then `message_delta` with `stop_reason` and the
+usage, and `message_stop`. Idle time is a `ping` event; a failure ends the stream
+with an `error` event and no `message_stop`, so it is never read as whole.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from contracts import FinishReason, ToolCall, TurnFailed, TurnUsage
+from services.gateway.http.errors import anthropic_error_body, turn_failure_status
+from services.gateway.http.sse import json_frame
+
+__all__ = ["PING", "MessageStream", "message_body", "message_id", "stop_reason"]
+
+_STOP_REASONS: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    # A turn the client cut short ends as one that was stopped.
+    "cancelled": "end_turn",
+}
+PING = json_frame({"type": "ping"}, "ping")
+
+
+def message_id(turn_id: str) -> str:
+    return f"msg_{turn_id}"
+
+
+def stop_reason(finish: FinishReason) -> str:
+    return _STOP_REASONS.get(finish, "end_turn")
+
+
+def _usage(usage: TurnUsage | None) -> dict[str, int]:
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    return {
+        "input_tokens": usage.input_tokens - usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_input_tokens": usage.cached_input_tokens,
+    }
+
+
+def _tool_input(call: ToolCall) -> dict[str, Any]:
+    try:
+        value = json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        value = None
+    # Anthropic's input is always an object; a model's broken JSON is kept, not lost.
+    return value if isinstance(value, dict) else {"_raw_arguments": call.arguments}
+
+
+class MessageStream:
+    """The events of one message, in order; `text` may be called any number of times."""
+
+    def __init__(self, message_id: str, model: str) -> None:
+        self._id = message_id
+        self._model = model
+        self._blocks = 0  # content blocks opened so far
+        self._text_open = False
+
+    def start(self) -> bytes:
+        message: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            # The prompt's size is known only at the end: message_delta carries it.
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return json_frame({"type": "message_start", "message": message}, "message_start")
+
+    def text(self, text: str) -> bytes:
+        head = b""
+        if not self._text_open:
+            self._text_open = True
+            block = {"type": "text", "text": ""}
+            head = self._event("content_block_start", content_block=block)
+        delta = {"type": "text_delta", "text": text}
+        return head + self._event("content_block_delta", index=self._blocks, delta=delta)
+
+    def finish(
+        self, finish: FinishReason, usage: TurnUsage | None, calls: tuple[ToolCall, ...]
+    ) -> bytes:
+        out = self._close_text()
+        for call in calls:
+            block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            out += self._event("content_block_start", content_block=block)
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(_tool_input(call))}
+            out += self._event("content_block_delta", index=self._blocks, delta=delta)
+            out += self._event("content_block_stop", index=self._blocks)
+            self._blocks += 1
+        reason = {"stop_reason": stop_reason(finish), "stop_sequence": None}
+        out += json_frame(
+            {"type": "message_delta", "delta": reason, "usage": _usage(usage)}, "message_delta"
+        )
+        return out + json_frame({"type": "message_stop"}, "message_stop")
+
+    def error(self, failure: TurnFailed) -> bytes:
+        status = turn_failure_status(failure.code)
+        return json_frame(anthropic_error_body(failure.message, status, failure.code), "error")
+
+    def _close_text(self) -> bytes:
+        if not self._text_open:
+            return b""
+        self._text_open = False
+        stop = self._event("content_block_stop", index=self._blocks)
+        self._blocks += 1
+        return stop
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        fields.setdefault("index", self._blocks)
+        return json_frame({"type": kind, **fields}, kind)
+
+
+def message_body(
+    turn_id: str,
+    model: str,
+    text: str,
+    calls: tuple[ToolCall, ...],
+    finish: FinishReason,
+    usage: TurnUsage | None,
+) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c)} for c in calls
+    ]
+    return {
+        "id": message_id(turn_id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(finish),
+        "stop_sequence": None,
+        "usage": _usage(usage),
+    }
