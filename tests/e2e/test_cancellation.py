@@ -168,3 +168,33 @@ async def test_a_non_streaming_client_that_gives_up_stops_the_model(stack: Stack
             await waiting
     generated = await settled_predicted_tokens(stack) - before
     assert 5 <= generated < MAX_TOKENS // 2, f"the model generated {generated} tokens"
+
+
+async def test_a_client_that_leaves_a_messages_stream_stops_the_model(stack: Stack) -> None:
+    """The same on Anthropic's surface, with Anthropic's SDK: leaving mid-stream cancels."""
+    before = await settled_predicted_tokens(stack)
+    turn_id, received = "", 0
+    client = AsyncAnthropic(base_url=stack.gateway_url, api_key=stack.api_key, max_retries=0)
+    async with (
+        client,
+        client.messages.stream(
+            model="smollm2-135m",
+            max_tokens=MAX_TOKENS,
+            messages=[{"role": "user", "content": LONG_PROMPT}],
+            # This SDK's stream() takes no temperature argument; the body field it is.
+            extra_body={"temperature": 0},
+        ) as stream,
+    ):
+        async for event in stream:
+            if event.type == "message_start":
+                turn_id = event.message.id.removeprefix("msg_")
+            elif event.type == "text":
+                received += 1
+                if received == 5:
+                    break  # leaving the block closes the connection
+    events = await turn_events(stack, turn_id)
+    generated = await settled_predicted_tokens(stack) - before
+    last = events[-1]
+    assert isinstance(last, TurnCompleted)
+    assert last.finish_reason == "cancelled"
+    assert generated < 60, f"the model generated {generated} tokens after a cut at {received}"
