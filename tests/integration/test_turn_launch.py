@@ -80,3 +80,15 @@ async def test_a_completion_that_never_reached_the_bus_lets_its_key_go(gateway: 
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "request_too_large"
     assert await gateway.requests_published() == before
+
+
+async def test_a_conversation_grown_past_one_bus_message_is_413_not_a_retryable_503(
+    nats_url: str,
+) -> None:
+    async with running_gateway(nats_url, ROOMY, max_message_chars=2_000_000) as gateway:
+        created = await gateway.http.post("/v1/conversations", json={"model": "roomy"})
+        path = f"/v1/conversations/{created.json()['id']}/messages"
+        refused = await gateway.http.post(path, json={"content": HUGE})
+        assert refused.status_code == 413
+        assert refused.json()["error"]["code"] == "request_too_large"
+        assert "start a new one" in refused.json()["error"]["message"]

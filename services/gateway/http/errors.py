@@ -209,6 +209,22 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body_for(path, str(exc.detail), exc.status_code), status_code=exc.status_code
         )
 
+    @app.exception_handler(nats.errors.MaxPayloadError)
+    async def _too_big_for_the_bus(
+        request: Request, _: nats.errors.MaxPayloadError
+    ) -> JSONResponse:
+        # A record or request over the bus's message size: retrying cannot help, so not
+        # the 503 of a bus that is down. A conversation's whole history is one record.
+        return await _api_error(
+            request,
+            ApiError(
+                413,
+                "This is larger than the bus carries in one message (NATS max_payload); "
+                "for a conversation, its history has outgrown the store: start a new one.",
+                "request_too_large",
+            ),
+        )
+
     @app.exception_handler(nats.errors.Error)
     async def _bus_lost(_: Request, exc: nats.errors.Error) -> JSONResponse:
         # Every bus call is bounded (TOKENBUS_GATEWAY_BUS_TIMEOUT_S): a bus that is down,
