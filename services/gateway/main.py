@@ -35,7 +35,17 @@ from services.gateway.http.request_id import RequestIdMiddleware
 from services.gateway.http.request_metrics import HttpMetricsMiddleware
 from services.gateway.jobs import BackgroundJobs
 from services.gateway.jobs.webhook_policy import WebhookPolicy
-from services.gateway.routes import chat, conversations, health, jobs, metrics, models, usage, web
+from services.gateway.routes import (
+    chat,
+    conversations,
+    health,
+    jobs,
+    metrics,
+    models,
+    responses,
+    usage,
+    web,
+)
 from services.gateway.state import GatewayState
 from services.gateway.turns.idempotency import IdempotencyKeys
 from services.gateway.turns.relay import TurnRelay
@@ -149,7 +159,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     document_responses(app)
-    for module in (chat, conversations, jobs, models, usage, health, metrics, web):
+    for module in (chat, responses, conversations, jobs, models, usage, health, metrics, web):
         app.include_router(module.router)
     return app
 
