@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from contracts import ChatMessage, new_id, utc_now
+from contracts import new_id, utc_now
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
 from services.gateway.openai.completions import PreparedTurn
@@ -54,10 +54,11 @@ async def plan_response(
         else await find_previous(state.conversations, caller, body.previous_response_id)
     )
     check_answered(turn.input, previous.pending_calls if previous is not None else ())
-    history = previous.context() if previous is not None else ()
+    # As the model will see it when not stored; a stored turn is read back from its record.
+    unstored = previous.context(turn.input) if previous is not None else turn.input
     check_context(
         entry,
-        with_instructions(turn.instructions, (*history, *turn.input)),
+        with_instructions(turn.instructions, unstored),
         turn.tools,
         turn.params.max_tokens,
     )
@@ -69,7 +70,7 @@ async def plan_response(
 
     async def prepare(undo: AsyncExitStack) -> PreparedTurn:
         now = utc_now()
-        messages: tuple[ChatMessage, ...] = (*history, *turn.input)
+        messages = unstored
         if slot is not None:
             conversation = await place_turn(
                 state.conversations,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from contracts import ChatMessage, ToolCall, new_id
+from contracts import ChatMessage, ToolCall, new_id, utc_now
 from services.gateway.caller import Caller
 from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.store import ConversationStore
@@ -56,8 +56,13 @@ class Previous:
         """The calls its answer made: the next input may answer them."""
         return self.conversation.model_copy(update={"messages": self.history}).pending_tool_calls()
 
-    def context(self) -> tuple[ChatMessage, ...]:
-        return self.conversation.model_copy(update={"messages": self.history}).context()
+    def context(self, then: tuple[ChatMessage, ...] = ()) -> tuple[ChatMessage, ...]:
+        """What the model sees of the history followed by `then`, the new input.
+
+        Read together: the history's last calls go to the model only if `then` answers them.
+        """
+        messages = (*self.history, *_stored_input(then, None, utc_now()))
+        return self.conversation.model_copy(update={"messages": messages}).context()
 
 
 def _not_found(param: str | None, value: str) -> ApiError:
@@ -93,7 +98,7 @@ async def find_previous(store: ConversationStore, caller: Caller, value: str) ->
 
 
 def _stored_input(
-    messages: tuple[ChatMessage, ...], turn_id: str, now: datetime
+    messages: tuple[ChatMessage, ...], turn_id: str | None, now: datetime
 ) -> tuple[StoredMessage, ...]:
     return tuple(
         StoredMessage(
