@@ -43,6 +43,7 @@ from services.gateway.routes import (
     messages,
     metrics,
     models,
+    responses,
     usage,
     web,
 )
@@ -159,7 +160,18 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     document_responses(app)
-    for module in (chat, messages, conversations, jobs, models, usage, health, metrics, web):
+    for module in (
+        chat,
+        messages,
+        responses,
+        conversations,
+        jobs,
+        models,
+        usage,
+        health,
+        metrics,
+        web,
+    ):
         app.include_router(module.router)
     return app
 

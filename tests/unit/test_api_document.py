@@ -68,6 +68,7 @@ def test_no_route_documents_fastapis_422_since_bad_input_is_a_400(
         "POST /v1/chat/completions",
         "POST /v1/messages",
         "POST /v1/conversations/{conversation_id}/messages",
+        "POST /v1/responses",
     }
 
 

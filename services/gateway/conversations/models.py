@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +61,11 @@ class Conversation(BaseModel):
     active_turn_id: Token | None = None
     active_turn_deadline: datetime | None = None
     usage: TokenCounts = TokenCounts()
+    turn_settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, exclude_if=lambda v: not v
+    )
+    """Per turn id, what its API surface echoes back when the turn is read (the Responses
+    API's instructions, tools, metadata...); opaque here, and absent for other turns."""
 
     def busy(self, now: datetime) -> bool:
         """A turn is still running (past its deadline it can no longer be)."""

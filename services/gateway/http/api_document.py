@@ -74,6 +74,17 @@ ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
         _COMPLETION_BODY,
         {400: ("context_length_exceeded",), 404: ("model_not_found",)},
     ),
+    "POST /v1/responses": (
+        _GENERATION,
+        _IDEMPOTENT,
+        {
+            400: ("unsupported_parameter", "unsupported_content"),
+            404: ("model_not_found", "response_not_found"),
+            409: ("turn_in_progress",),
+        },
+        _turn_failures(),
+    ),
+    "GET /v1/responses/{response_id}": ({404: ("response_not_found",)},),
     "GET /v1/models": (),
     "GET /v1/models/{model_id}": ({404: ("model_not_found",)},),
     "POST /v1/conversations": ({404: ("model_not_found",)},),
@@ -145,10 +156,27 @@ _MESSAGE_EVENT = {
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
 }
+_RESPONSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "description": (
+                "response.created, response.in_progress, response.output_item.added, "
+                "response.content_part.added, response.output_text.delta, "
+                "response.function_call_arguments.delta, ...done, response.completed, "
+                "response.incomplete or response.failed"
+            ),
+        },
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 # The streaming routes' 200: "only" SSE, or SSE "also" (chat completions with stream: true).
 _STREAMS: dict[str, tuple[str, Mapping[str, Any]]] = {
     "POST /v1/chat/completions": ("also", _CHAT_EVENT),
     "POST /v1/messages": ("also", _MESSAGE_EVENT),
+    "POST /v1/responses": ("also", _RESPONSE_EVENT),
     "POST /v1/conversations/{conversation_id}/messages": ("only", _CONVERSATION_EVENT),
     "GET /v1/conversations/{conversation_id}/stream": ("only", _CONVERSATION_EVENT),
 }

@@ -1,0 +1,1 @@
+"""OpenAI's Responses API (`/v1/responses`): its wire format over the one turn launch path."""

@@ -1,0 +1,80 @@
+"""POST /v1/responses and GET /v1/responses/{id}, as OpenAI's Responses API serves them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from contracts import ChatRequest, new_id
+from services.gateway.conversations.recorder import AnswerKeeper
+from services.gateway.http.auth import Authenticated
+from services.gateway.http.disconnect import ClientGone, unless_client_leaves
+from services.gateway.http.sse import event_stream
+from services.gateway.responses.relay import collect_response, stream_response
+from services.gateway.responses.schema import ResponseRequest
+from services.gateway.responses.service import plan_response
+from services.gateway.responses.stored import read_response
+from services.gateway.state import State
+from services.gateway.turns.items import TurnFeed
+from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
+from services.gateway.turns.live import TurnEvents, start_turn
+from services.gateway.turns.replay import ReplayedTurn
+
+router = APIRouter(tags=["responses"])
+
+
+@router.post("/v1/responses", response_model=None)
+async def create_response(
+    body: ResponseRequest,
+    http_request: Request,
+    state: State,
+    caller: Authenticated,
+    x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+) -> Response:
+    settings = state.settings
+    plan = await plan_response(state, caller, body, x_request_id or new_id())
+    # A client that sends a key means to retry: give it time to come back.
+    grace_s = settings.resume_grace_s if idempotency_key else 0.0
+
+    async def follow(request: ChatRequest) -> TurnEvents:
+        return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
+
+    launched = await launch_turn(
+        state,
+        TurnOrder(
+            caller,
+            plan.claimed,
+            plan.prepare,
+            follow,
+            None
+            if idempotency_key is None
+            else Idempotency("responses", idempotency_key, body.model_dump_json().encode()),
+        ),
+    )
+    events: TurnFeed
+    if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
+        claimed = launched.turn
+        events = ReplayedTurn(state.bus, claimed.ref(), settings.heartbeat_s, grace_s)
+        headers: dict[str, str] = {}
+    else:
+        claimed, events, headers = plan.claimed, launched.handed, launched.headers
+    head = plan.head(claimed)
+    keeper = AnswerKeeper(state.bus, state.conversations) if plan.stored else None
+    if body.stream:
+        return event_stream(stream_response(head, events, keeper), headers)
+    try:
+        return JSONResponse(
+            await unless_client_leaves(http_request, collect_response(head, events, keeper)),
+            headers=headers,
+        )
+    except ClientGone:
+        # Nobody reads this; collect_response's cleanup has cancelled the turn.
+        return Response(status_code=499)
+
+
+@router.get("/v1/responses/{response_id}")
+async def get_response(response_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    return await read_response(state.conversations, caller, response_id)
