@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from contracts import Token, new_id
 from services.gateway.jobs.webhook_policy import Network, parse_networks
+from services.runtime.settings import ServiceSettings
 
 __all__ = ["GatewaySettings"]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENBUS_GATEWAY_", extra="ignore")
 
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("TOKENBUS_GATEWAY_NATS_URL", "TOKENBUS_NATS_URL"),
-    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     gateway_id: Token = Field(
         default_factory=lambda: new_id("gw"),
         description="Routing token of this replica; unique per running process",
-    )
-    catalog_path: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TOKENBUS_GATEWAY_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
-        description="Model catalog (TOML); the packaged default runs on the local model",
     )
     max_body_bytes: int = Field(
         default=10_000_000, ge=1024, description="413 above it; room for a data: URL image"
@@ -78,7 +68,6 @@ class GatewaySettings(BaseSettings):
         ),
     )
     max_message_chars: int = Field(default=100_000, ge=1)
-    log_level: str = "INFO"
     webhook_allowed_networks: str = Field(
         default="",
         description=(

@@ -52,12 +52,11 @@ from services.gateway.turns.idempotency import IdempotencyKeys
 from services.gateway.turns.relay import TurnRelay
 from services.runtime.budgets import Budgets
 from services.runtime.bus import connect
-from services.runtime.catalog import Catalog, CatalogError, load_catalog
+from services.runtime.catalog import Catalog, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.images import ObjectStoreImages
 from services.runtime.keys import KeyStore
-from services.runtime.logs import configure_logging
-from services.runtime.telemetry import setup_tracing
+from services.runtime.startup import catalog_or_exit, start_service
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
 
@@ -178,15 +177,11 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
-    try:
-        catalog = load_catalog(settings.catalog_path)
-    except CatalogError as exc:
-        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
-        raise SystemExit(2) from None
+    tracing = start_service("gateway", settings)
+    catalog = catalog_or_exit("gateway", lambda: load_catalog(settings.catalog_path))
     drain = Drain(settings.drain_grace_s)
     app = create_app(settings, catalog, drain)
-    if setup_tracing("gateway"):
+    if tracing:
         # Imported only when tracing: a server span per request, parent of the bus spans.
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

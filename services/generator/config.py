@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from services.runtime.settings import WorkerSettings
 
 __all__ = ["GeneratorSettings"]
 
 
-class GeneratorSettings(BaseSettings):
+class GeneratorSettings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENBUS_GENERATOR_", extra="ignore")
 
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("TOKENBUS_GENERATOR_NATS_URL", "TOKENBUS_NATS_URL"),
-    )
-    catalog_path: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TOKENBUS_GENERATOR_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
-        description="Model catalog (TOML); the packaged default runs on the local model",
-    )
     upstream_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -55,10 +46,6 @@ class GeneratorSettings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long turns in hand may finish before they are handed back",
     )
-    metrics_host: str = Field(
-        default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"
-    )
     metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none"
     )
-    log_level: str = "INFO"

@@ -28,13 +28,12 @@ from services.generator.metrics import BREAKER_STATES
 from services.generator.observed import ObservedProvider
 from services.generator.resilience import ResilientProvider, RetryPolicy
 from services.runtime.bus import connect
-from services.runtime.catalog import Catalog, CatalogError, environment, load_catalog
+from services.runtime.catalog import Catalog, environment, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.images import ObjectStoreImages
 from services.runtime.lifecycle import run_service, until_stopped
-from services.runtime.logs import configure_logging
 from services.runtime.metrics_server import MetricsServer
-from services.runtime.telemetry import setup_tracing
+from services.runtime.startup import catalog_or_exit, start_service
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
 
@@ -114,17 +113,16 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         await bus.close()
 
 
+def _catalog_with_keys(settings: GeneratorSettings) -> Catalog:
+    catalog = load_catalog(settings.catalog_path)
+    catalog.check_keys(environment())  # the generator is where the keys are used
+    return catalog
+
+
 def main() -> None:
     settings = GeneratorSettings()
-    configure_logging("generator", settings.log_level)
-    setup_tracing("generator")
-    # A wrong catalog or a missing key stops the start, before any work is taken.
-    try:
-        catalog = load_catalog(settings.catalog_path)
-        catalog.check_keys(environment())
-    except CatalogError as exc:
-        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
-        raise SystemExit(2) from None
+    start_service("generator", settings)
+    catalog = catalog_or_exit("generator", lambda: _catalog_with_keys(settings))
     run_service(lambda stop: serve(settings, catalog, stop))
 
 

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from services.runtime.settings import WorkerSettings
 from services.titler.naming import MAX_MODEL_CALLS
 
 __all__ = ["TitlerSettings"]
 
 
-class TitlerSettings(BaseSettings):
+class TitlerSettings(WorkerSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOKENBUS_TITLER_", extra="ignore", populate_by_name=True
     )
 
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("TOKENBUS_TITLER_NATS_URL", "TOKENBUS_NATS_URL"),
-    )
-    catalog_path: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("TOKENBUS_TITLER_CATALOG_PATH", "TOKENBUS_CATALOG_PATH"),
-        description="Model catalog (TOML); the packaged default runs on the local model",
-    )
     model: str | None = Field(
         default=None, description="Catalog name of the model that titles; default: first utility"
     )
@@ -43,13 +33,9 @@ class TitlerSettings(BaseSettings):
     )
     ack_wait_s: float = Field(default=3.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
-    metrics_host: str = Field(
-        default="127.0.0.1", description="Address of /metrics: 0.0.0.0 in a container"
-    )
     metrics_port: int = Field(
         default=9102, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none"
     )
-    log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _live_claims_are_never_stale(self) -> TitlerSettings:

@@ -13,11 +13,10 @@ import httpx2
 from contracts import TitleRequest
 from contracts.subjects import REQUESTS_STREAM, TITLE_REQUEST_SUBJECT, TITLES_BUCKET
 from services.runtime.bus import Bus
-from services.runtime.catalog import CatalogError, ModelEntry, environment, load_catalog
+from services.runtime.catalog import ModelEntry, environment, load_catalog
 from services.runtime.consumer_service import serve_consumer
 from services.runtime.lifecycle import run_service
-from services.runtime.logs import configure_logging
-from services.runtime.telemetry import setup_tracing
+from services.runtime.startup import catalog_or_exit, start_service
 from services.runtime.worker import Handler, WorkerConfig
 from services.titler.adapters.kv_claims import KvClaimStore
 from services.titler.adapters.models import build_title_model
@@ -88,19 +87,19 @@ async def serve(
     )
 
 
+def _utility_model(settings: TitlerSettings, env: Mapping[str, str]) -> ModelEntry | None:
+    entry = utility_entry(load_catalog(settings.catalog_path), settings.model)
+    if entry is not None:
+        entry.resolved_base_url(env)  # a missing ${VAR} is a start-up error, not a fallback
+    return entry
+
+
 def main() -> None:
     settings = TitlerSettings()
-    configure_logging("titler", settings.log_level)
-    setup_tracing("titler")
+    start_service("titler", settings)
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per model call otherwise
     env = environment()
-    try:
-        entry = utility_entry(load_catalog(settings.catalog_path), settings.model)
-        if entry is not None:
-            entry.resolved_base_url(env)  # a missing ${VAR} is a start-up error, not a fallback
-    except CatalogError as exc:
-        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
-        raise SystemExit(2) from None
+    entry = catalog_or_exit("titler", lambda: _utility_model(settings, env))
     if entry is None:
         log.warning("no utility model in the catalog: titles come from the fallback only")
     elif entry.api_key_env and not env.get(entry.api_key_env):

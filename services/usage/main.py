@@ -7,11 +7,10 @@ import logging
 from contracts import TurnUsage
 from contracts.subjects import TURNS_STREAM, turn_kind_filter
 from services.runtime.budgets import Budgets
-from services.runtime.catalog import CatalogError, load_catalog
+from services.runtime.catalog import load_catalog
 from services.runtime.consumer_service import plain_handler, serve_consumer
 from services.runtime.lifecycle import run_service
-from services.runtime.logs import configure_logging
-from services.runtime.telemetry import setup_tracing
+from services.runtime.startup import catalog_or_exit, start_service
 from services.runtime.worker import WorkerConfig
 from services.usage.config import UsageSettings
 from services.usage.counters import NatsUsageCounters
@@ -24,13 +23,8 @@ log = logging.getLogger("tokenbus.usage")
 
 def main() -> None:
     settings = UsageSettings()
-    configure_logging("usage", settings.log_level)
-    setup_tracing("usage")
-    try:
-        catalog = load_catalog(settings.catalog_path)  # prices
-    except CatalogError as exc:
-        log.error("refusing to start: bad model catalog", extra={"reason": str(exc)})
-        raise SystemExit(2) from None
+    start_service("usage", settings)
+    catalog = catalog_or_exit("usage", lambda: load_catalog(settings.catalog_path))  # prices
     config = WorkerConfig(
         stream=TURNS_STREAM,
         subjects=(turn_kind_filter("usage"),),

@@ -44,6 +44,7 @@ from pydantic_settings import BaseSettings
 
 from contracts import subjects
 from services.runtime.catalog import parse_catalog
+from services.runtime.settings import SHARED_ENV, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -156,6 +157,8 @@ def _settings_classes(module: ModuleType) -> list[type[BaseSettings]]:
         and issubclass(value, BaseSettings)
         and value is not BaseSettings
         and value.__module__ == module.__name__
+        # The shared bases: only their subclasses, with a prefix, are read from the environment.
+        and not (issubclass(value, ServiceSettings) and not value.model_config.get("env_prefix"))
     ]
 
 
@@ -171,6 +174,8 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
             names.add(alias)
         else:
             names.add(prefix + field_name)
+    if issubclass(cls, ServiceSettings):  # the bus and the catalog, for every service at once
+        names |= set(SHARED_ENV.values())
     return {name.upper() for name in names}
 
 
