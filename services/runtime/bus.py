@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,13 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 
 __all__ = ["Bus", "ElectionTolerantJetStream", "connect", "server_urls"]
 
@@ -58,18 +64,20 @@ class ElectionTolerantJetStream(JetStreamContext):
     ) -> api.PubAck:
         if not headers or "Nats-Msg-Id" not in headers:
             return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._retry_window_s
-        pause = 0.1
-        while True:
-            try:
-                return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
-            except _TRANSIENT as exc:
-                if loop.time() + pause > deadline:
-                    raise
-                log.info("publish retried", extra={"error_type": type(exc).__name__})
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            # Never a pause that would end past the window: then the error is the caller's.
+            stop=stop_before_delay(self._retry_window_s),
+            wait=wait_exponential(multiplier=0.1, max=1.0),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return await retrying(super().publish, subject, payload, timeout, stream, headers, msg_ttl)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.info("publish retried", extra={"error_type": type(error).__name__})
 
 
 class Bus:
