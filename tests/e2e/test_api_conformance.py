@@ -67,7 +67,7 @@ def api(stack: Stack) -> Iterator[schemathesis.BaseSchema]:
         env.setenv("TOKENBUS_LOCAL_MODEL_URL", stack.upstream_url.removesuffix("/v1"))
         catalog = load_catalog()
     options: dict[str, Any] = {
-        "TOKENBUS_NATS_URL": stack.nats_url,
+        "nats_url": stack.nats_url,
         # Bounded turns: a first turn's stream does not wait for its title, and no
         # generated max_tokens keeps the model busy for long.
         "title_wait_s": 0,

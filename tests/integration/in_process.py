@@ -36,7 +36,7 @@ role = "utility"
 
 
 def gateway_settings(nats_url: str, **settings: Any) -> GatewaySettings:
-    options: dict[str, Any] = {"TOKENBUS_NATS_URL": nats_url, **settings}
+    options: dict[str, Any] = {"nats_url": nats_url, **settings}
     return GatewaySettings(**options)
 
 

@@ -18,7 +18,7 @@ from contracts import (
     utc_now,
 )
 from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
-from services.gateway.admission.prompt_size import prompt_bytes, tools_bytes
+from services.gateway.admission.prompt_size import CHARS_PER_TOKEN, message_tokens, tools_bytes
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-_CHARS_PER_TOKEN = 4  # a deliberately rough estimate; the provider has the final word
 
 
 @dataclass(frozen=True)
@@ -87,10 +86,6 @@ async def load_conversation(
     return conversation
 
 
-def estimate_tokens(message: ChatMessage) -> int:
-    return prompt_bytes(message) // _CHARS_PER_TOKEN + 1
-
-
 def _exchanges(messages: list[ChatMessage]) -> list[list[ChatMessage]]:
     """Messages grouped so a tool call is never kept without its results, nor they without it."""
     groups: list[list[ChatMessage]] = []
@@ -110,8 +105,8 @@ def _fit_context(
     rest = [m for m in history if m.role != "system"]
     tail = rest[len(rest) - kept_tail :]
     groups = _exchanges(rest[: len(rest) - kept_tail])
-    used = sum(estimate_tokens(m) for m in (*system, *tail))
-    while groups and used + sum(estimate_tokens(m) for g in groups for m in g) > budget:
+    used = sum(message_tokens(m) for m in (*system, *tail))
+    while groups and used + sum(message_tokens(m) for g in groups for m in g) > budget:
         groups.pop(0)
     return (*system, *(m for g in groups for m in g), *tail)
 
@@ -192,9 +187,9 @@ async def begin_turn(
     added = _new_messages(message, conversation.pending_tool_calls(), turn_id, now)
     # The new input, and with tool results the answer whose calls they answer.
     kept_tail = len(added) + (1 if message.tool_results else 0)
-    tools_tokens = tools_bytes(tools) // _CHARS_PER_TOKEN
+    tools_tokens = tools_bytes(tools) // CHARS_PER_TOKEN
     preview = conversation.model_copy(update={"messages": (*conversation.messages, *added)})
-    needed = tools_tokens + sum(estimate_tokens(m) for m in preview.context()[-kept_tail:])
+    needed = tools_tokens + sum(message_tokens(m) for m in preview.context()[-kept_tail:])
     if needed + output_budget > window:
         raise ApiError(
             400,

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import (
-    ChatMessage,
     ChatRequest,
-    FunctionTool,
     GenerationParams,
     TurnCompleted,
     TurnDelta,
@@ -18,7 +16,7 @@ from contracts import (
     new_id,
     utc_now,
 )
-from services.gateway.admission.prompt_size import images_tokens, prompt_bytes, tools_bytes
+from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
@@ -44,7 +42,7 @@ from services.gateway.turns.items import (
     restarted_after_text,
 )
 from services.gateway.turns.request import TurnSpec, chat_request
-from services.runtime.catalog import Catalog, ModelEntry
+from services.runtime.catalog import Catalog
 
 __all__ = ["PreparedTurn", "collect_completion", "stream_completion", "to_chat_request"]
 
@@ -73,7 +71,7 @@ def to_chat_request(
     check_fields(body.model_dump(exclude_unset=True), set(type(body).model_fields), entry)
     tools = body.tool_contracts
     check_tools_supported(entry, tools)
-    _check_context(entry, read.messages, tools, limit)
+    check_context(entry, read.messages, tools, limit)
     turn_id = new_id()
     spec = TurnSpec(
         # A stateless completion is a conversation of one turn.
@@ -104,34 +102,6 @@ def to_chat_request(
         buffered=isinstance(body, NewJob) or not body.stream,
     )
     return PreparedTurn(chat_request(spec, entry, caller, settings, utc_now()), read.uploads)
-
-
-def _check_context(
-    entry: ModelEntry,
-    messages: tuple[ChatMessage, ...],
-    tools: tuple[FunctionTool, ...],
-    limit: int | None,
-) -> None:
-    """400 context_length_exceeded, before anything is queued, for a prompt that cannot fit.
-
-    Chat completions and jobs both come through here, so a job is refused at once
-    instead of failing at the provider later. The estimate is the conversations'
-    own (rough, ~4 characters a token); the provider still has the last word.
-    """
-    prompt = (
-        sum(prompt_bytes(m) // 4 + images_tokens(m) for m in messages)
-        + len(messages)
-        + tools_bytes(tools) // 4
-    )
-    if prompt + (limit or 0) > entry.context_window:
-        room = f"; with max_tokens {limit} for the answer they" if limit else " and"
-        raise ApiError(
-            400,
-            f"The messages are about {prompt} tokens{room} do not fit this model's context "
-            f"of {entry.context_window} tokens.",
-            "context_length_exceeded",
-            "messages",
-        )
 
 
 def completion_id(turn: TurnRef) -> str:

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from contracts import new_id, utc_now
+from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
 from services.gateway.openai.completions import PreparedTurn
@@ -17,7 +18,6 @@ from services.gateway.responses.stored import abandon, find_previous, place_turn
 from services.gateway.responses.translate import (
     ResponseTurn,
     check_answered,
-    check_context,
     read_request,
     with_instructions,
 )
@@ -61,6 +61,7 @@ async def plan_response(
         with_instructions(turn.instructions, unstored),
         turn.tools,
         turn.params.max_tokens,
+        "input",
     )
     turn_id = new_id()
     # A response that is not stored is a conversation of one turn, like a completion.

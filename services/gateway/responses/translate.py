@@ -14,7 +14,6 @@ from contracts import (
     ToolCall,
     ToolChoice,
 )
-from services.gateway.admission.prompt_size import prompt_bytes, tools_bytes
 from services.gateway.catalog import check_output_limit
 from services.gateway.http.errors import ApiError
 from services.gateway.openai.tools import check_tools_supported
@@ -35,12 +34,9 @@ from services.runtime.catalog import ModelEntry
 __all__ = [
     "ResponseTurn",
     "check_answered",
-    "check_context",
     "read_request",
     "with_instructions",
 ]
-
-_CHARS_PER_TOKEN = 4  # the estimate the other surfaces use; the provider has the last word
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,25 +97,6 @@ def with_instructions(
     if instructions is None:
         return messages
     return (ChatMessage(role="system", content=instructions), *messages)
-
-
-def check_context(
-    entry: ModelEntry,
-    messages: tuple[ChatMessage, ...],
-    tools: tuple[FunctionTool, ...],
-    limit: int | None,
-) -> None:
-    """400 context_length_exceeded before anything is queued, by the other surfaces' estimate."""
-    prompt = sum(prompt_bytes(m) // _CHARS_PER_TOKEN + 1 for m in messages)
-    prompt += tools_bytes(tools) // _CHARS_PER_TOKEN
-    if prompt + (limit or 0) > entry.context_window:
-        raise ApiError(
-            400,
-            f"The input is about {prompt} tokens and does not fit this model's context of "
-            f"{entry.context_window} tokens with room for the answer.",
-            "context_length_exceeded",
-            "input",
-        )
 
 
 def _text(content: str | list[Content]) -> str:
