@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from contracts.base import new_id
 from contracts.deadletter import DeadLetter
@@ -34,6 +35,8 @@ from services.runtime.metrics import CONSUMER_HANDLE_SECONDS, CONSUMER_MESSAGES
 from services.runtime.telemetry import consumer_span, mark_failed, with_trace_context
 
 __all__ = ["Delivery", "JetStreamWorker", "Poison", "Retry", "WorkerConfig"]
+
+_UNCONFIRMED = (NoRespondersError, NatsTimeoutError)
 
 log = logging.getLogger("tokenbus.worker")
 
@@ -235,17 +238,21 @@ class JetStreamWorker(Generic[T]):
         # A plain ack is fire-and-forget: sent while the consumer elects a new leader
         # (a cluster node died) or while we reconnect, it is lost, and the message comes
         # back after ack_wait to be handled twice. So wait for the server to confirm it.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.ack_wait_s
-        while True:
-            try:
-                await msg.ack_sync(timeout=2.0)
-                return
-            except (NoRespondersError, NatsTimeoutError) as exc:
-                if loop.time() > deadline:
-                    log.warning("ack unconfirmed", extra={"error_type": type(exc).__name__})
-                    return
-                await asyncio.sleep(0.25)
+        try:
+            await msg.ack_sync(timeout=2.0)
+            return
+        except _UNCONFIRMED:
+            pass  # the common case stays one call; retries only after a miss
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_UNCONFIRMED),
+            stop=stop_after_delay(self._config.ack_wait_s),
+            wait=wait_fixed(0.25),
+            reraise=True,
+        )
+        try:
+            await retrying(msg.ack_sync, timeout=2.0)
+        except _UNCONFIRMED as exc:
+            log.warning("ack unconfirmed", extra={"error_type": type(exc).__name__})
 
     async def _keep_alive(self, msg: Msg) -> None:
         # Long generations outlive ack_wait; tell the server we are still on it, often
