@@ -16,8 +16,9 @@ from services.gateway.admission.prompt_size import image_tokens
 from services.gateway.caller import Caller
 from services.gateway.config import GatewaySettings
 from services.gateway.http.errors import ApiError
-from services.gateway.openai.completions import PreparedTurn, to_chat_request
+from services.gateway.openai.completions import to_chat_request
 from services.gateway.openai.schema import ChatCompletionRequest
+from services.gateway.turns.request import PreparedTurn
 from services.runtime.catalog import parse_catalog
 
 CATALOG = parse_catalog(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import (
-    ChatRequest,
     GenerationParams,
     TurnCompleted,
     TurnDelta,
@@ -41,17 +39,10 @@ from services.gateway.turns.items import (
     TurnTranscript,
     restarted_after_text,
 )
-from services.gateway.turns.request import TurnSpec, chat_request
+from services.gateway.turns.request import PreparedTurn, TurnSpec, chat_request
 from services.runtime.catalog import Catalog
 
 __all__ = ["PreparedTurn", "collect_completion", "stream_completion", "to_chat_request"]
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedTurn:
-    request: ChatRequest
-    images: dict[str, bytes] = field(default_factory=dict)
-    """Image bytes the request names, to store before it is published (by sha256)."""
 
 
 def to_chat_request(

@@ -10,7 +10,6 @@ from contracts import new_id, utc_now
 from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
-from services.gateway.openai.completions import PreparedTurn
 from services.gateway.responses.ids import response_id
 from services.gateway.responses.relay import ResponseHead
 from services.gateway.responses.schema import ResponseRequest
@@ -23,7 +22,7 @@ from services.gateway.responses.translate import (
 )
 from services.gateway.state import GatewayState
 from services.gateway.turns.idempotency import ClaimedTurn
-from services.gateway.turns.request import TurnSpec, chat_request, turn_deadline
+from services.gateway.turns.request import PreparedTurn, TurnSpec, chat_request, turn_deadline
 
 __all__ = ["ResponsePlan", "plan_response"]
 

@@ -15,11 +15,12 @@ from services.gateway.jobs.models import JobRecord, NewJob
 from services.gateway.jobs.service import job_status, submit_job
 from services.gateway.jobs.status import job_view
 from services.gateway.jobs.webhook_policy import WebhookRefused
-from services.gateway.openai.completions import PreparedTurn, to_chat_request
+from services.gateway.openai.completions import to_chat_request
 from services.gateway.state import State
 from services.gateway.turns.idempotency import ClaimedTurn
 from services.gateway.turns.items import TurnRef
 from services.gateway.turns.launch import Started, TurnOrder, launch_turn
+from services.gateway.turns.request import PreparedTurn
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

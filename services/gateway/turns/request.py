@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from contracts import ChatMessage, ChatRequest, FunctionTool, GenerationParams, ToolChoice
@@ -11,7 +11,7 @@ from services.gateway.catalog import deadline_s
 from services.gateway.config import GatewaySettings
 from services.runtime.catalog import ModelEntry
 
-__all__ = ["TurnSpec", "chat_request", "turn_deadline"]
+__all__ = ["PreparedTurn", "TurnSpec", "chat_request", "turn_deadline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,15 @@ class TurnSpec:
     parallel_tool_calls: bool | None = None
     buffered: bool = False
     """Nobody reads the answer as it streams (see ChatRequest.buffered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    """A request ready to launch, with the image bytes it names (stored before it is
+    published, by sha256)."""
+
+    request: ChatRequest
+    images: dict[str, bytes] = field(default_factory=dict)
 
 
 def chat_request(
