@@ -215,3 +215,31 @@ async def test_a_tool_result_goes_back_to_the_model_as_its_answer(
         {"role": "user", "content": "And tomorrow?"},
     ]
     assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("required", False)
+
+
+async def read_stream(client: AsyncAnthropic) -> None:
+    async with client.messages.stream(model=SCRIPTED_MODEL, max_tokens=20, messages=ASK) as stream:
+        async for _ in stream:
+            pass
+
+
+async def test_a_failed_turn_ends_as_anthropics_error_streamed_or_not(
+    scripted_stack: Stack, upstream: FaultyUpstream
+) -> None:
+    secret = "upstream says no: org-1234 key sk-live-abc"
+    refusal = {"kind": "status", "status": 400, "message": secret}
+    async with sdk(scripted_stack) as client:
+        upstream.play(refusal)
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await client.messages.create(model=SCRIPTED_MODEL, max_tokens=20, messages=ASK)
+        upstream.play(refusal)
+        with pytest.raises(anthropic.APIStatusError) as ended:
+            await read_stream(client)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "invalid_request_error"
+    # The provider's own words (keys, account ids) never reach the client.
+    assert "sk-live" not in str(body)
+    assert "sk-live" not in str(ended.value)
+    assert "invalid_request" in str(ended.value.body)
