@@ -51,7 +51,9 @@ def main() -> None:
     report = args.report.resolve()
     if args.command == "report":
         # Rewrite the report from a saved run, e.g. after editing bench/NOTES.md.
-        saved = args.results or max(RESULTS.glob("*.json"))
+        # bench.surfaces writes its own results beside the runs': not a run to report.
+        runs = [p for p in RESULTS.glob("*.json") if not p.stem.endswith("-surfaces")]
+        saved = args.results or max(runs)
         result = json.loads(saved.read_text())
         result["notes"] = NOTES.read_text() if NOTES.exists() else ""
         write_report(result, RESULTS, report, saved.name)

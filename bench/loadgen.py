@@ -8,7 +8,9 @@ clients` measures both against the simulator alone.
 
 A stream is `text` (tokens `t0 `, `t1 `, ...) or `tools` (the request carries `tools`
 and the answer is a tool-call stream, bench/toolstream.py); either way each chunk
-the client gets counts as one token, checked for its place in the order.
+the client gets counts as one token, checked for its place in the order. `messages`
+and `responses` are text streams through the gateway's Anthropic Messages and
+OpenAI Responses surfaces, read in their own event formats.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ __all__ = ["API_KEY", "Client", "Kind", "StreamResult", "cancel_streams", "run_s
 # (given to `tokenbus up` as TOKENBUS_DEV_API_KEY).
 API_KEY = "sk-bench-local-only-0123456789"
 Client = Literal["raw", "httpx"]
-Kind = Literal["text", "tools"]
+Kind = Literal["text", "tools", "messages", "responses"]
+# The route each kind of stream is asked on.
+PATHS: dict[str, str] = {
+    "text": "/v1/chat/completions",
+    "tools": "/v1/chat/completions",
+    "messages": "/v1/messages",
+    "responses": "/v1/responses",
+}
 _MAX_HEAD = 64 * 1024
 
 
@@ -61,6 +70,8 @@ class StreamResult:
         if not data.startswith(b"{"):
             return last
         chunk = orjson.loads(data)
+        if self.kind in ("messages", "responses"):
+            return self._take_event(chunk, start, last)
         if "error" in chunk:
             self.error = f"error event: {chunk['error'].get('code') or chunk['error']}"
             return last
@@ -88,6 +99,36 @@ class StreamResult:
             self.tokens += 1
         return now
 
+    def _take_event(self, event: dict[str, Any], start: float, last: float) -> float:
+        """An Anthropic Messages or OpenAI Responses stream event."""
+        kind = event.get("type")
+        # A Responses stream cut at max_output_tokens ends `incomplete`, as OpenAI's does.
+        if kind in ("message_stop", "response.completed", "response.incomplete"):
+            self.done = True
+        elif kind in ("error", "response.failed"):
+            self.error = f"error event: {event.get('error') or kind}"
+        elif kind == "message_delta":
+            self.finish_reason = (event.get("delta") or {}).get("stop_reason")
+        text = None
+        if kind == "content_block_delta":
+            text = (event.get("delta") or {}).get("text")
+        elif kind == "response.output_text.delta":
+            text = event.get("delta")
+        if not text:
+            return last
+        return self._words(text, start, last)
+
+    def _words(self, text: str, start: float, last: float) -> float:
+        now = time.perf_counter()
+        if self.ttft_s is None:
+            self.ttft_s = now - start
+        else:
+            self.gaps_s.append(now - last)
+        for word in text.split():
+            self.in_order &= word == f"t{self.tokens}"
+            self.tokens += 1
+        return now
+
 
 def _piece(call: dict[str, Any]) -> Piece:
     function = call.get("function") or {}
@@ -96,6 +137,14 @@ def _piece(call: dict[str, Any]) -> Piece:
 
 
 def _body(model: str, tokens: int, request_id: str, kind: Kind = "text") -> bytes:
+    ask = f"benchmark req={request_id}"
+    if kind == "messages":
+        messages = [{"role": "user", "content": ask}]
+        return orjson.dumps({"model": model, "max_tokens": tokens, "messages": messages,
+                             "stream": True})  # fmt: skip
+    if kind == "responses":
+        return orjson.dumps({"model": model, "input": ask, "max_output_tokens": tokens,
+                             "store": False, "stream": True})  # fmt: skip
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": f"benchmark req={request_id}"}],
@@ -127,12 +176,12 @@ class _Raw:
         self.host, self.port = url.host, url.port or 80
 
     async def open(
-        self, body: bytes
+        self, body: bytes, path: str = "/v1/chat/completions"
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[bytes, bytes]]:
         """Send the request and read the status and headers."""
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=_MAX_HEAD)
         head = (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
             f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
         )
@@ -183,7 +232,7 @@ async def _one_raw(
     writer = None
     try:
         reader, writer, status, headers = await _Raw(base_url).open(
-            _body(model, tokens, request_id, kind)
+            _body(model, tokens, request_id, kind), PATHS[kind]
         )
         if status != 200:
             result.error = f"status {status}"
@@ -210,7 +259,7 @@ async def _one_httpx(
 ) -> StreamResult:
     result = StreamResult(kind=kind, expect=tokens)
     start = last = time.perf_counter()
-    url = f"{base_url}/v1/chat/completions"
+    url = f"{base_url}{PATHS[kind]}"
     body = _body(model, tokens, request_id, kind)
     headers = {"Content-Type": "application/json"}
     try:
