@@ -91,7 +91,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
         await ensure_streams(bus.js)
         relay = TurnRelay(bus, settings.gateway_id)
         await relay.start()
-        store = KvConversationStore(await bus.js.key_value(CONVERSATIONS_BUCKET))
+        store = KvConversationStore(await bus.js.key_value(CONVERSATIONS_BUCKET), bus.js)
         recorder = JetStreamWorker(
             bus.js,
             WorkerConfig(

@@ -145,7 +145,7 @@ async def test_live_events_missed_while_disconnected_are_read_from_the_stream(
 async def test_a_turn_that_lost_an_event_is_stored_as_failed(bus: Bus, relay: TurnRelay) -> None:
     request = a_request(relay)
     turn = Turn(bus, request)
-    store = KvConversationStore(await bus.js.key_value(CONVERSATIONS_BUCKET))
+    store = KvConversationStore(await bus.js.key_value(CONVERSATIONS_BUCKET), bus.js)
     await store.create(
         Conversation(id=request.conversation_id, tenant_id="default", user_id="default", model="m")
     )

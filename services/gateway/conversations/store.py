@@ -6,12 +6,15 @@ away, and another tenant's id is simply not found.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from contracts.subjects import CONVERSATIONS_BUCKET
 from services.gateway.conversations.models import Conversation
 
 __all__ = ["ConversationStore", "KvConversationStore", "Unchanged"]
@@ -44,8 +47,12 @@ def _key(tenant_id: str, conversation_id: str) -> str:
 
 
 class KvConversationStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(
+        self, kv: KeyValue, js: JetStreamContext, bucket: str = CONVERSATIONS_BUCKET
+    ) -> None:
         self._kv = kv
+        self._js = js
+        self._bucket = bucket
 
     async def create(self, conversation: Conversation) -> None:
         await self._kv.create(
@@ -89,16 +96,17 @@ class KvConversationStore:
         raise RuntimeError(f"conversation {conversation_id} kept changing under us")
 
     async def list(self, tenant_id: str) -> list[Conversation]:
-        found: list[Conversation] = []
-        watcher = await self._kv.watch(_key(tenant_id, "*"), ignore_deletes=True)
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of what is stored now
-                    break
-                if entry.value:
-                    found.append(Conversation.model_validate_json(entry.value))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        # Not a KV watch: its snapshot passes over a record updated while it is read (the
+        # old revision is no longer the last, the new one comes after the snapshot ends),
+        # so a conversation being titled could vanish from the list. The stream's subjects
+        # name every key; each record is then read as it is now.
+        prefix = f"$KV.{self._bucket}."
+        info = await self._js.stream_info(
+            f"KV_{self._bucket}", subjects_filter=prefix + _key(tenant_id, "*")
+        )
+        keys = [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
+        read = await asyncio.gather(*(self._read(key) for key in keys))
+        found = [record for record, _ in filter(None, read)]
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
     async def delete(self, tenant_id: str, conversation_id: str) -> bool:
