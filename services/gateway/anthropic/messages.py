@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from contracts import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts import TurnCompleted, TurnDelta, TurnUsage
 from services.gateway.anthropic.wire import PING, MessageStream, message_body, message_id
-from services.gateway.http.errors import ApiError, turn_failure_status
+from services.gateway.turns.collect import finished_turn
 from services.gateway.turns.items import (
     Heartbeat,
     Reset,
@@ -52,22 +52,12 @@ async def stream_message(events: TurnFeed) -> AsyncIterator[bytes]:
 
 
 async def collect_message(events: TurnFeed) -> dict[str, Any]:
-    turn = events.turn
-    transcript = TurnTranscript()
-    try:
-        async for item in events:
-            transcript.add(item)
-            if isinstance(item, TurnCompleted):
-                return message_body(
-                    turn.turn_id,
-                    item.model,
-                    transcript.text,
-                    transcript.tool_calls,
-                    item.finish_reason,
-                    transcript.usage,
-                )
-            if isinstance(item, TurnFailed):
-                raise ApiError(turn_failure_status(item.code), item.message, item.code)
-    finally:
-        events.close()
-    raise ApiError(502, "The turn ended without a result.", "upstream_error")
+    done, transcript = await finished_turn(events)
+    return message_body(
+        events.turn.turn_id,
+        done.model,
+        transcript.text,
+        transcript.tool_calls,
+        done.finish_reason,
+        transcript.usage,
+    )

@@ -9,7 +9,6 @@ from contracts import (
     GenerationParams,
     TurnCompleted,
     TurnDelta,
-    TurnFailed,
     TurnUsage,
     new_id,
     utc_now,
@@ -18,7 +17,6 @@ from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
 from services.gateway.config import GatewaySettings
-from services.gateway.http.errors import ApiError, turn_failure_status
 from services.gateway.jobs.models import NewJob
 from services.gateway.openai.images import ImageLimits, read_messages
 from services.gateway.openai.request_fields import check_fields
@@ -31,12 +29,12 @@ from services.gateway.openai.wire import (
     completion_body,
     output_mark,
 )
+from services.gateway.turns.collect import finished_turn
 from services.gateway.turns.items import (
     Heartbeat,
     Reset,
     TurnFeed,
     TurnRef,
-    TurnTranscript,
     restarted_after_text,
 )
 from services.gateway.turns.request import PreparedTurn, TurnSpec, chat_request
@@ -134,26 +132,16 @@ async def stream_completion(events: TurnFeed, include_usage: bool) -> AsyncItera
 
 
 async def collect_completion(events: TurnFeed) -> dict[str, Any]:
-    turn = events.turn
-    transcript = TurnTranscript()
-    try:
-        async for item in events:
-            transcript.add(item)
-            if isinstance(item, TurnCompleted):
-                # item.model names the model that answered, after any failover.
-                return completion_body(
-                    completion_id(turn),
-                    item.model,
-                    transcript.text,
-                    item.finish_reason,
-                    transcript.usage,
-                    item.from_cache,
-                    transcript.tool_calls,
-                    output_mark(item),
-                    transcript.logprobs,
-                )
-            elif isinstance(item, TurnFailed):
-                raise ApiError(turn_failure_status(item.code), item.message, item.code)
-    finally:
-        events.close()
-    raise ApiError(502, "The turn ended without a result.", "upstream_error")
+    done, transcript = await finished_turn(events)
+    # done.model names the model that answered, after any failover.
+    return completion_body(
+        completion_id(events.turn),
+        done.model,
+        transcript.text,
+        done.finish_reason,
+        transcript.usage,
+        done.from_cache,
+        transcript.tool_calls,
+        output_mark(done),
+        transcript.logprobs,
+    )

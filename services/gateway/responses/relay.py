@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contracts import ToolCall, ToolCallDelta, TurnCompleted, TurnDelta, TurnFailed, TurnUsage
-from services.gateway.http.errors import ApiError, turn_failure_status
 from services.gateway.http.sse import HEARTBEAT
 from services.gateway.responses.wire import (
     EventWriter,
@@ -22,6 +21,7 @@ from services.gateway.responses.wire import (
     response_body,
     wire_status,
 )
+from services.gateway.turns.collect import finished_turn
 from services.gateway.turns.items import Heartbeat, Reset, TurnFeed, TurnTranscript
 
 __all__ = ["AnswerKeeping", "ResponseHead", "collect_response", "stream_response"]
@@ -75,23 +75,12 @@ def failed_body(
 async def collect_response(
     head: ResponseHead, events: TurnFeed, keeper: AnswerKeeping | None
 ) -> dict[str, Any]:
-    transcript = TurnTranscript()
-    try:
-        async for item in events:
-            transcript.add(item)
-            if isinstance(item, TurnCompleted | TurnFailed) and keeper is not None:
-                await keeper.keep(item, transcript)
-            if isinstance(item, TurnCompleted):
-                status, _ = wire_status(item.finish_reason)
-                item_status = "completed" if status == "completed" else "incomplete"
-                calls = transcript.tool_calls if status != "cancelled" else ()
-                output = output_items(head.turn_id, transcript.text, calls, item_status)
-                return final_body(head, item, output, transcript.usage)
-            if isinstance(item, TurnFailed):
-                raise ApiError(turn_failure_status(item.code), item.message, item.code)
-    finally:
-        events.close()
-    raise ApiError(502, "The turn ended without a result.", "upstream_error")
+    done, transcript = await finished_turn(events, keeper.keep if keeper is not None else None)
+    status, _ = wire_status(done.finish_reason)
+    item_status = "completed" if status == "completed" else "incomplete"
+    calls = transcript.tool_calls if status != "cancelled" else ()
+    output = output_items(head.turn_id, transcript.text, calls, item_status)
+    return final_body(head, done, output, transcript.usage)
 
 
 class _StreamedOutput:
