@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag
 
 from contracts import ToolName
+from services.gateway.unknown_kinds import UnknownKind, kind_of
 
 __all__ = [
     "ImageBlock",
@@ -63,21 +64,11 @@ class ToolResultBlock(_Block):
     is_error: bool = False
 
 
-class OtherBlock(BaseModel):
-    """A block kind tokenbus does not take (document, thinking, server tool results ...),
-    kept to be refused by name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
+# document, thinking, server tool results ...: refused by name.
+OtherBlock = UnknownKind
 
 
 _KNOWN_BLOCKS = ("text", "image", "tool_use", "tool_result")
-
-
-def _block_kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in _KNOWN_BLOCKS else "other"
 
 
 Block = Annotated[
@@ -86,7 +77,7 @@ Block = Annotated[
     | Annotated[ToolUseBlock, Tag("tool_use")]
     | Annotated[ToolResultBlock, Tag("tool_result")]
     | Annotated[OtherBlock, Tag("other")],
-    Discriminator(_block_kind),
+    Discriminator(lambda v: kind_of(v, _KNOWN_BLOCKS)),
 ]
 
 

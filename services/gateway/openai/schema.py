@@ -31,6 +31,7 @@ from services.gateway.openai.tools import (
     check_json_schema,
     tool_choice_problem,
 )
+from services.gateway.unknown_kinds import UnknownKind, kind_of
 
 __all__ = [
     "ChatCompletionRequest",
@@ -63,25 +64,15 @@ class ImageUrlPart(BaseModel):
     image_url: ImageUrl
 
 
-class OtherPart(BaseModel):
-    """A part of a kind tokenbus does not take (input_audio, file ...), kept to be refused
-    by name (services.gateway.openai.images) rather than failing as an unreadable body."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
-
-
-def _part_kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in ("text", "image_url") else "other"
+# input_audio, file ...: refused by name in services.gateway.openai.images.
+OtherPart = UnknownKind
 
 
 InputPart = Annotated[
     Annotated[TextPart, Tag("text")]
     | Annotated[ImageUrlPart, Tag("image_url")]
     | Annotated[OtherPart, Tag("other")],
-    Discriminator(_part_kind),
+    Discriminator(lambda v: kind_of(v, ("text", "image_url"))),
 ]
 
 

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from contracts import ToolName
 from services.gateway.openai.schema import JsonSchemaFormat
 from services.gateway.openai.tools import FunctionDefinition
+from services.gateway.unknown_kinds import UnknownKind, kind_of
 
 __all__ = [
     "FunctionCallItem",
@@ -42,11 +43,6 @@ __all__ = [
 ]
 
 
-def _kind(value: Any, known: tuple[str, ...], default: str | None = None) -> str:
-    kind = value.get("type", default) if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in known else "other"
-
-
 class TextContent(BaseModel):
     """input_text, or output_text in an assistant message of the history."""
 
@@ -56,18 +52,14 @@ class TextContent(BaseModel):
     text: StrictStr
 
 
-class OtherContent(BaseModel):
-    """input_image, input_file, input_audio, refusal ...: refused by name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
+# input_image, input_file, input_audio, refusal ...: refused by name.
+OtherContent = UnknownKind
 
 
 Content = Annotated[
     Annotated[TextContent, Tag("text")] | Annotated[OtherContent, Tag("other")],
     Discriminator(
-        lambda v: "text" if _kind(v, ("input_text", "output_text")) != "other" else "other"
+        lambda v: "text" if kind_of(v, ("input_text", "output_text")) != "other" else "other"
     ),
 ]
 
@@ -109,12 +101,8 @@ class FunctionCallOutputItem(BaseModel):
     output: StrictStr | Annotated[list[Content], Field(min_length=1)]
 
 
-class OtherItem(BaseModel):
-    """reasoning, item_reference, web_search_call ...: refused by name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
+# reasoning, item_reference, web_search_call ...: refused by name.
+OtherItem = UnknownKind
 
 
 InputItem = Annotated[
@@ -123,7 +111,7 @@ InputItem = Annotated[
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
     | Annotated[OtherItem, Tag("other")],
     Discriminator(
-        lambda v: _kind(v, ("message", "function_call", "function_call_output"), "message")
+        lambda v: kind_of(v, ("message", "function_call", "function_call_output"), "message")
     ),
 ]
 
@@ -134,17 +122,13 @@ class FunctionToolInput(FunctionDefinition):
     type: Literal["function"]
 
 
-class OtherTool(BaseModel):
-    """web_search, file_search, computer_use, code_interpreter, mcp ...: refused by name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
+# web_search, file_search, computer_use, code_interpreter, mcp ...: refused by name.
+OtherTool = UnknownKind
 
 
 Tool = Annotated[
     Annotated[FunctionToolInput, Tag("function")] | Annotated[OtherTool, Tag("other")],
-    Discriminator(lambda v: _kind(v, ("function",))),
+    Discriminator(lambda v: kind_of(v, ("function",))),
 ]
 
 
@@ -155,17 +139,13 @@ class FunctionToolChoice(BaseModel):
     name: ToolName
 
 
-class OtherToolChoice(BaseModel):
-    """allowed_tools, a built-in tool's type, mcp, custom ...: refused by name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: StrictStr
+# allowed_tools, a built-in tool's type, mcp, custom ...: refused by name.
+OtherToolChoice = UnknownKind
 
 
 ToolChoiceInput = Annotated[
     Annotated[FunctionToolChoice, Tag("function")] | Annotated[OtherToolChoice, Tag("other")],
-    Discriminator(lambda v: _kind(v, ("function",))),
+    Discriminator(lambda v: kind_of(v, ("function",))),
 ]
 
 
@@ -181,7 +161,7 @@ class PlainText(BaseModel):
 
 TextFormat = Annotated[
     Annotated[JsonSchemaText, Tag("json_schema")] | Annotated[PlainText, Tag("plain")],
-    Discriminator(lambda v: "json_schema" if _kind(v, ("json_schema",)) != "other" else "plain"),
+    Discriminator(lambda v: "json_schema" if kind_of(v, ("json_schema",)) != "other" else "plain"),
 ]
 
 
