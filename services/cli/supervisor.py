@@ -122,7 +122,11 @@ class Supervisor:
         pump = asyncio.create_task(self._pump(spec.name, process.stdout))
         if self._pid_file is not None:
             pids = {**self.pids, spec.name: process.pid}
-            self._pid_file.write_text(json.dumps(pids))
+            # Replaced whole, never truncated then written: a reader (a script, a test
+            # that kills a child) must not catch the file empty during a restart.
+            fresh = self._pid_file.with_suffix(".tmp")
+            fresh.write_text(json.dumps(pids))
+            fresh.replace(self._pid_file)
         return process, pump
 
     async def _wait_ready(self, spec: ChildSpec, process: asyncio.subprocess.Process) -> None:
