@@ -131,7 +131,18 @@ _CONVERSATION_EVENT = {
     "required": ["event", "data"],
     "properties": {
         "event": {
-            "enum": ["turn", "delta", "usage", "done", "error", "reset", "reconnect", "title"]
+            "enum": [
+                "turn",
+                "delta",
+                "tool_call_delta",
+                "tool_call",
+                "usage",
+                "done",
+                "error",
+                "reset",
+                "reconnect",
+                "title",
+            ]
         },
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "description": "<turn_id>:<attempt>:<seq>, for Last-Event-ID"},
