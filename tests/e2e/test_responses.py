@@ -195,7 +195,7 @@ async def test_another_tenants_response_is_not_found(client: AsyncOpenAI, stack:
     [
         ({"tools": [{"type": "web_search"}]}, "tools.0"),
         ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools.0"),
-        ({"background": True}, "background"),
+        ({"max_tool_calls": 2}, "max_tool_calls"),
         ({"reasoning": {"effort": "high"}}, "reasoning"),
     ],
 )

@@ -126,7 +126,7 @@ def test_the_echo_has_openais_defaults_for_what_was_not_sent() -> None:
         ({"tools": [{"type": "web_search"}]}, "tools.0"),
         ({"tools": [WEATHER, {"type": "code_interpreter", "container": "x"}]}, "tools.1"),
         ({"tools": [WEATHER], "tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
-        ({"background": True}, "background"),
+        ({"background_options": {"x": 1}}, "background_options"),
         ({"reasoning": {"effort": "low"}}, "reasoning"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"conversation": "conv_1"}, "conversation"),
@@ -138,6 +138,12 @@ def test_the_echo_has_openais_defaults_for_what_was_not_sent() -> None:
 def test_what_cannot_be_honoured_is_refused_naming_it(fields: dict[str, Any], param: str) -> None:
     refused = refusal(**fields)
     assert (refused.status, refused.code, refused.param) == (400, "unsupported_parameter", param)
+
+
+def test_a_background_response_must_be_stored() -> None:
+    refused = refusal(background=True, store=False)
+    assert (refused.status, refused.code, refused.param) == (400, "invalid_value", "background")
+    assert read(background=True).settings["background"] is True
 
 
 def test_harmless_values_of_refused_fields_pass() -> None:

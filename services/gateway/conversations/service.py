@@ -17,7 +17,7 @@ from contracts import (
     TurnFailed,
     utc_now,
 )
-from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
+from contracts.subjects import TURNS_STREAM, conversation_filter
 from services.gateway.admission.prompt_size import CHARS_PER_TOKEN, message_tokens, tools_bytes
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
@@ -41,7 +41,7 @@ from services.gateway.openai.tools import check_tools_supported, to_tool_choice,
 from services.gateway.turns.control import announce_attach, request_cancel
 from services.gateway.turns.items import EventPosition, Heartbeat, Reset, TurnItem, TurnTranscript
 from services.gateway.turns.live import TurnEvents
-from services.gateway.turns.replay import replay_turn
+from services.gateway.turns.replay import replay_turn, turn_events_kept
 from services.gateway.turns.request import TurnSpec, chat_request, turn_deadline
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog, ModelEntry
@@ -339,10 +339,7 @@ async def check_turn_kept(bus: Bus, conversation: Conversation, turn_id: str) ->
     """
     if turn_id == conversation.active_turn_id:
         return
-    kept = await bus.js.stream_info(
-        TURNS_STREAM, subjects_filter=turn_filter(conversation.id, turn_id)
-    )
-    if not kept.state.subjects:
+    if not await turn_events_kept(bus, conversation.id, turn_id):
         raise ApiError(
             410,
             "This turn is past the replay window; its message is in the conversation.",

@@ -81,10 +81,19 @@ ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
             400: ("unsupported_parameter", "unsupported_content"),
             404: ("model_not_found", "response_not_found"),
             409: ("turn_in_progress",),
+            413: ("request_too_large",),
         },
         _turn_failures(),
     ),
-    "GET /v1/responses/{response_id}": ({404: ("response_not_found",)},),
+    "GET /v1/responses/{response_id}": (
+        {
+            400: ("invalid_value", "unsupported_parameter"),
+            404: ("response_not_found",),
+            410: ("stream_expired",),
+        },
+    ),
+    "POST /v1/responses/{response_id}/cancel": ({404: ("response_not_found",)},),
+    "DELETE /v1/responses/{response_id}": ({404: ("response_not_found",)},),
     "GET /v1/models": (),
     "GET /v1/models/{model_id}": ({404: ("model_not_found",)},),
     "POST /v1/conversations": ({404: ("model_not_found",)},),
@@ -188,6 +197,7 @@ _STREAMS: dict[str, tuple[str, Mapping[str, Any]]] = {
     "POST /v1/chat/completions": ("also", _CHAT_EVENT),
     "POST /v1/messages": ("also", _MESSAGE_EVENT),
     "POST /v1/responses": ("also", _RESPONSE_EVENT),
+    "GET /v1/responses/{response_id}": ("also", _RESPONSE_EVENT),
     "POST /v1/conversations/{conversation_id}/messages": ("only", _CONVERSATION_EVENT),
     "GET /v1/conversations/{conversation_id}/stream": ("only", _CONVERSATION_EVENT),
 }

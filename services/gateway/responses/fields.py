@@ -41,8 +41,7 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
 
 # Fields that would change the answer and that tokenbus does not carry (yet), with why.
 REFUSED: Mapping[str, str] = {
-    "background": "background responses are not supported; use POST /v1/jobs",
-    "background_options": "background responses are not supported",
+    "background_options": "background options are not supported",
     "conversation": "OpenAI conversation objects are not supported; use previous_response_id",
     "prompt": "stored prompt templates are not supported",
     "reasoning": "reasoning settings are not supported",
@@ -58,7 +57,7 @@ REFUSED: Mapping[str, str] = {
 
 def _is_harmless(field: str, value: Any) -> bool:
     """Values that ask for exactly what tokenbus does anyway."""
-    if field in ("background", "include"):
+    if field == "include":
         return not value
     return value is None
 
@@ -75,6 +74,14 @@ def check_request(body: ResponseRequest) -> None:
             raise _refused(field, REFUSED[field])
         if field not in known and field not in REFUSED and field not in ACCEPTED_WITHOUT_EFFECT:
             raise _refused(field, "unrecognized request argument")
+    if body.background and not body.store:
+        # Nobody would ever read it: a background response is known only by what is stored.
+        raise ApiError(
+            400,
+            "background: a background response must be stored; send store: true.",
+            "invalid_value",
+            "background",
+        )
     for n, tool in enumerate(body.tools or ()):
         if isinstance(tool, OtherTool):
             raise _refused(

@@ -188,10 +188,24 @@ def _text_part(text: str) -> dict[str, Any]:
 
 
 async def stream_response(
-    head: ResponseHead, events: TurnFeed, keeper: AnswerKeeping | None
+    head: ResponseHead,
+    events: TurnFeed,
+    keeper: AnswerKeeping | None,
+    writer: EventWriter | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE bytes for one response; leaving early (client gone) closes the feed."""
-    writer = EventWriter()
+    """SSE bytes for one response; leaving early (client gone) closes the feed.
+
+    With a `writer` that starts after event N, what a client already has is not
+    written again (and a heartbeat keeps the connection while it is passed over).
+    """
+    async for frame in _frames(head, events, keeper, writer or EventWriter()):
+        if frame:
+            yield frame
+
+
+async def _frames(
+    head: ResponseHead, events: TurnFeed, keeper: AnswerKeeping | None, writer: EventWriter
+) -> AsyncIterator[bytes]:
     output = _StreamedOutput(writer, head.turn_id)
     transcript = TurnTranscript()
     try:

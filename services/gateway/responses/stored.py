@@ -30,6 +30,7 @@ __all__ = [
     "place_turn",
     "read_response",
     "slot_for",
+    "stored_turn",
 ]
 
 
@@ -69,8 +70,8 @@ def _not_found(param: str | None, value: str) -> ApiError:
     return ApiError(404, f"No response with id '{value}' found.", "response_not_found", param)
 
 
-async def _stored(
-    store: ConversationStore, caller: Caller, value: str, param: str | None
+async def stored_turn(
+    store: ConversationStore, caller: Caller, value: str, param: str | None = None
 ) -> tuple[Conversation, str]:
     """The caller's own conversation and turn the id names; anyone else's is not found."""
     turn = parse_response_id(value)
@@ -86,7 +87,7 @@ async def _stored(
 
 
 async def find_previous(store: ConversationStore, caller: Caller, value: str) -> Previous:
-    conversation, turn_id = await _stored(store, caller, value, "previous_response_id")
+    conversation, turn_id = await stored_turn(store, caller, value, "previous_response_id")
     if not conversation.has_answer_for(turn_id):
         raise ApiError(
             409,
@@ -208,7 +209,7 @@ async def abandon(store: ConversationStore, caller: Caller, slot: TurnSlot, turn
 
 async def read_response(store: ConversationStore, caller: Caller, value: str) -> dict[str, Any]:
     """GET /v1/responses/{id}: the stored response, as far as its turn has come."""
-    conversation, turn_id = await _stored(store, caller, value, None)
+    conversation, turn_id = await stored_turn(store, caller, value, None)
     settings = conversation.turn_settings[turn_id]
     answer = next(
         (m for m in conversation.messages if m.role == "assistant" and m.turn_id == turn_id), None

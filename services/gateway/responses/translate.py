@@ -168,6 +168,7 @@ def _settings(body: ResponseRequest, tools: tuple[FunctionTool, ...]) -> dict[st
     )
     choice = body.tool_choice
     return {
+        "background": bool(body.background),
         "created_at": int(time.time()),
         "instructions": body.instructions,
         "max_output_tokens": body.max_output_tokens,

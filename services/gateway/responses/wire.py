@@ -129,13 +129,27 @@ def response_body(
 
 
 class EventWriter:
-    """SSE events of one response, numbered in the order they are written."""
+    """SSE events of one response, numbered in the order they are written.
 
-    def __init__(self) -> None:
+    The numbering depends only on the turn's events, so a replay of the same turn
+    numbers alike on any replica: `starting_after` writes nothing up to and
+    including that number, which is how a client resumes a response's stream.
+    """
+
+    def __init__(self, starting_after: int = -1) -> None:
         self._seq = 0
+        self._starting_after = starting_after
+
+    @property
+    def last(self) -> int:
+        """The number of the last event written (or passed over); -1 before the first."""
+        return self._seq - 1
 
     def event(self, kind: str, **fields: Any) -> bytes:
-        body = {"type": kind, "sequence_number": self._seq, **fields}
+        seq = self._seq
         self._seq += 1
+        if seq <= self._starting_after:
+            return b""
+        body = {"type": kind, "sequence_number": seq, **fields}
         # OpenAI names each event on its `event:` line too; the SDK reads the data's type.
         return json_frame(body, event=kind)

@@ -1,17 +1,26 @@
-"""POST /v1/responses and GET /v1/responses/{id}, as OpenAI's Responses API serves them."""
+"""The Responses API's routes, as OpenAI serves them: create, retrieve (or stream again),
+cancel and delete."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from contracts import ChatRequest, new_id
 from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.http.auth import Authenticated
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
+from services.gateway.http.errors import ApiError
 from services.gateway.http.sse import event_stream
+from services.gateway.responses.lifecycle import (
+    cancel_response,
+    delete_response,
+    detached,
+    queue_in_background,
+    stream_again,
+)
 from services.gateway.responses.relay import collect_response, stream_response
 from services.gateway.responses.schema import ResponseRequest
 from services.gateway.responses.service import plan_response
@@ -19,7 +28,7 @@ from services.gateway.responses.stored import read_response
 from services.gateway.state import State
 from services.gateway.turns.items import TurnFeed
 from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
-from services.gateway.turns.live import TurnEvents, start_turn
+from services.gateway.turns.live import start_turn
 from services.gateway.turns.replay import ReplayedTurn
 
 router = APIRouter(tags=["responses"])
@@ -39,7 +48,9 @@ async def create_response(
     # A client that sends a key means to retry: give it time to come back.
     grace_s = settings.resume_grace_s if idempotency_key else 0.0
 
-    async def follow(request: ChatRequest) -> TurnEvents:
+    async def follow(request: ChatRequest) -> TurnFeed:
+        if body.background:
+            return await queue_in_background(state, request)
         return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
 
     launched = await launch_turn(
@@ -57,7 +68,12 @@ async def create_response(
     events: TurnFeed
     if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
         claimed = launched.turn
-        events = ReplayedTurn(state.bus, claimed.ref(), settings.heartbeat_s, grace_s)
+        turn = claimed.ref()
+        events = (
+            detached(state, turn)
+            if body.background
+            else ReplayedTurn(state.bus, turn, settings.heartbeat_s, grace_s)
+        )
         headers: dict[str, str] = {}
     else:
         claimed, events, headers = plan.claimed, launched.handed, launched.headers
@@ -65,6 +81,12 @@ async def create_response(
     keeper = AnswerKeeper(state.bus, state.conversations) if plan.stored else None
     if body.stream:
         return event_stream(stream_response(head, events, keeper), headers)
+    if body.background:
+        # The recorder keeps its answer; the client polls GET /v1/responses/{id}.
+        events.close()
+        if isinstance(launched, Replayed):
+            return JSONResponse(await read_response(state.conversations, caller, head.response_id))
+        return JSONResponse(head.body("queued", []), headers=headers)
     try:
         return JSONResponse(
             await unless_client_leaves(http_request, collect_response(head, events, keeper)),
@@ -75,6 +97,37 @@ async def create_response(
         return Response(status_code=499)
 
 
-@router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
-    return await read_response(state.conversations, caller, response_id)
+@router.get("/v1/responses/{response_id}", response_model=None)
+async def get_response(
+    response_id: str,
+    http_request: Request,
+    state: State,
+    caller: Authenticated,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1)] = None,
+) -> Response:
+    # The SDK sends a list as include[]=...; include_obfuscation asks for padding, which
+    # tokenbus never adds, so it changes nothing.
+    if any(name in http_request.query_params for name in ("include", "include[]")):
+        raise ApiError(
+            400, "include: extra output (include) is not supported.", "unsupported_parameter",
+            "include",
+        )  # fmt: skip
+    if not stream:
+        if starting_after is not None:
+            raise ApiError(
+                400, "starting_after: only with stream=true.", "invalid_value", "starting_after"
+            )
+        return JSONResponse(await read_response(state.conversations, caller, response_id))
+    after = -1 if starting_after is None else starting_after
+    return event_stream(await stream_again(state, caller, response_id, after))
+
+
+@router.post("/v1/responses/{response_id}/cancel")
+async def cancel(response_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    return await cancel_response(state, caller, response_id)
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete(response_id: str, state: State, caller: Authenticated) -> dict[str, Any]:
+    return await delete_response(state, caller, response_id)

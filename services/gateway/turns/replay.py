@@ -28,7 +28,7 @@ from services.gateway.turns.items import (
 )
 from services.runtime.bus import Bus
 
-__all__ = ["ReplayedTurn", "replay_turn"]
+__all__ = ["ReplayedTurn", "replay_turn", "turn_events_kept"]
 
 log = logging.getLogger("tokenbus.gateway.replay")
 
@@ -85,16 +85,35 @@ async def replay_turn(
             await sub.unsubscribe()
 
 
+async def turn_events_kept(bus: Bus, conversation_id: str, turn_id: str) -> bool:
+    """The stream still holds the turn's events (within the replay window, not purged)."""
+    kept = await bus.js.stream_info(
+        TURNS_STREAM, subjects_filter=turn_filter(conversation_id, turn_id)
+    )
+    return bool(kept.state.subjects)
+
+
 class ReplayedTurn:
-    """A TurnFeed read back from the stream (a retried request attaching to its turn)."""
+    """A TurnFeed read back from the stream (a retried request attaching to its turn).
+
+    Closing it early cancels the turn, unless `cancels` is False: a background
+    response runs on whoever stops reading it.
+    """
 
     def __init__(
-        self, bus: Bus, turn: TurnRef, heartbeat_s: float, cancel_grace_s: float = 0.0
+        self,
+        bus: Bus,
+        turn: TurnRef,
+        heartbeat_s: float,
+        cancel_grace_s: float = 0.0,
+        *,
+        cancels: bool = True,
     ) -> None:
         self._bus = bus
         self._turn = turn
         self._heartbeat_s = heartbeat_s
         self._cancel_grace_s = cancel_grace_s
+        self._cancels = cancels
         self._ended = False
 
     @property
@@ -111,7 +130,7 @@ class ReplayedTurn:
             yield item
 
     def close(self) -> None:
-        if not self._ended:
+        if self._cancels and not self._ended:
             self._ended = True
             request_cancel(
                 self._bus, self._turn.conversation_id, self._turn.turn_id, self._cancel_grace_s
