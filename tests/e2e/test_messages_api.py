@@ -160,7 +160,10 @@ async def test_tool_calls_arrive_as_tool_use_blocks_streamed_or_not(
         async with client.messages.stream(
             model=model, max_tokens=100, messages=ASK, tools=TOOLS
         ) as stream:
+            pieces = [e.partial_json async for e in stream if e.type == "input_json"]
             final = await stream.get_final_message()
+    # The first call's input streams in its pieces; the interleaved second one comes whole.
+    assert pieces == ['{"city": ', '"Paris"}', '{"zone": "UTC"}']
     for answer in (message, final):
         assert answer.stop_reason == "tool_use"
         assert tool_uses(answer.content) == CALLS

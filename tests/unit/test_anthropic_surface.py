@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contracts import ToolCall, TurnUsage
+from contracts import ToolCall, ToolCallDelta, TurnUsage
 from services.gateway.anthropic.schema import MessagesRequest
 from services.gateway.anthropic.translate import to_chat_completion
 from services.gateway.anthropic.wire import MessageStream, message_body
@@ -169,6 +169,43 @@ def test_text_then_a_call_stream_as_two_blocks_in_order() -> None:
     # Anthropic counts cache reads apart from input_tokens.
     assert found[8]["usage"] == {"input_tokens": 10, "output_tokens": 5,
                                  "cache_read_input_tokens": 2}  # fmt: skip
+
+
+def test_the_first_calls_input_streams_as_it_comes_and_an_interleaved_one_comes_whole() -> None:
+    writer = MessageStream("msg_t", "m")
+    pieces = [
+        ToolCallDelta(index=0, id="call_w", name="weather", arguments='{"ci'),
+        ToolCallDelta(index=1, id="call_t", name="time", arguments='{"zone"'),
+        ToolCallDelta(index=0, arguments='ty": "Paris"}'),
+        ToolCallDelta(index=1, arguments=': "UTC"}'),
+    ]
+    live = [writer.call(piece) for piece in pieces]
+    assert live[1] == live[3] == b""  # the second call waits: its block cannot open yet
+    late_text = writer.text("Checking.")
+    assert late_text == b""  # nor can text while the call's block is open
+    calls = (
+        ToolCall(id="call_w", name="weather", arguments='{"city": "Paris"}'),
+        ToolCall(id="call_t", name="time", arguments='{"zone": "UTC"}'),
+    )
+    found = events(writer.start() + b"".join(live) + writer.finish("tool_calls", USAGE, calls))
+    blocks = [e for e in found if e["type"].startswith("content_block")]
+    assert [(e["type"], e["index"]) for e in blocks] == [
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+        ("content_block_start", 2),
+        ("content_block_delta", 2),
+        ("content_block_stop", 2),
+    ]
+    assert blocks[0]["content_block"]["id"] == "call_w"
+    assert "".join(e["delta"]["partial_json"] for e in blocks[1:3]) == '{"city": "Paris"}'
+    assert blocks[5]["delta"] == {"type": "text_delta", "text": "Checking."}
+    assert blocks[7]["content_block"]["name"] == "time"
+    assert json.loads(blocks[8]["delta"]["partial_json"]) == {"zone": "UTC"}
 
 
 def test_a_body_with_broken_call_arguments_keeps_them() -> None:

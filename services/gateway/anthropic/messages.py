@@ -24,21 +24,22 @@ async def stream_message(events: TurnFeed) -> AsyncIterator[bytes]:
     turn = events.turn
     writer = MessageStream(message_id(turn.turn_id), turn.model)
     transcript = TurnTranscript()
-    sent_text = False
     try:
         # The stream opens at once, before the model's first token.
         yield writer.start()
         async for item in events:
             transcript.add(item)
             if isinstance(item, TurnDelta):
-                if item.text:
-                    sent_text = True
-                    yield writer.text(item.text)
+                frames = writer.text(item.text) if item.text else b""
+                for piece in item.tool_calls:
+                    frames += writer.call(piece)
+                if frames:  # a later call's piece waits for the end
+                    yield frames
             elif isinstance(item, Heartbeat):
                 yield PING
             elif isinstance(item, Reset):
-                if sent_text:
-                    # A sent text cannot be taken back: end as failed, never garbled.
+                if writer.started_content:
+                    # Sent content cannot be taken back: end as failed, never garbled.
                     yield writer.error(restarted_after_text(turn))
                     return
             elif isinstance(item, TurnUsage):

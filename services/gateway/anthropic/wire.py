@@ -2,11 +2,13 @@
 
 The stream is Anthropic's sequence: `message_start`, then content blocks
 (`content_block_start`, `content_block_delta`s, `content_block_stop`): the text
-as it comes, then one `tool_use` block per call, its input whole (a call's
-pieces may interleave with another's upstream, which Anthropic's one-block-at-a-
-time stream cannot express); then `message_delta` with `stop_reason` and the
-usage, and `message_stop`. Idle time is a `ping` event; a failure ends the stream
-with an `error` event and no `message_stop`, so it is never read as whole.
+as it comes, then one `tool_use` block per call. The first call's input streams
+as it comes (`input_json_delta`); the others come whole once the answer ends,
+because a call's pieces may interleave with another's upstream, which
+Anthropic's one-block-at-a-time stream cannot express. Then `message_delta`
+with `stop_reason` and the usage, and `message_stop`. Idle time is a `ping`
+event; a failure ends the stream with an `error` event and no `message_stop`,
+so it is never read as whole.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contracts import FinishReason, ToolCall, TurnFailed, TurnUsage
+from contracts import FinishReason, ToolCall, ToolCallDelta, TurnFailed, TurnUsage
 from services.gateway.http.errors import anthropic_error_body, turn_failure_status
 from services.gateway.http.sse import json_frame
 
@@ -59,13 +61,24 @@ def _tool_input(call: ToolCall) -> dict[str, Any]:
 
 
 class MessageStream:
-    """The events of one message, in order; `text` may be called any number of times."""
+    """The events of one message, in order; `text` and `call` may be called any number of times."""
 
     def __init__(self, message_id: str, model: str) -> None:
         self._id = message_id
         self._model = model
-        self._blocks = 0  # content blocks opened so far
+        self._blocks = 0  # content blocks closed so far: the open one's index
         self._text_open = False
+        self._live_call: int | None = None
+        """The index of the call whose tool_use block streams (the first call)."""
+        self._live_open = False
+        self._indices: set[int] = set()
+        self._late_text: list[str] = []
+        """Text that came while the live call's block was open: sent after it."""
+
+    @property
+    def started_content(self) -> bool:
+        """Some content went out, which a restarted attempt could not take back."""
+        return self._blocks > 0 or self._text_open or self._live_open
 
     def start(self) -> bytes:
         message: dict[str, Any] = {
@@ -82,6 +95,9 @@ class MessageStream:
         return json_frame({"type": "message_start", "message": message}, "message_start")
 
     def text(self, text: str) -> bytes:
+        if self._live_open:
+            self._late_text.append(text)
+            return b""
         head = b""
         if not self._text_open:
             self._text_open = True
@@ -90,11 +106,33 @@ class MessageStream:
         delta = {"type": "text_delta", "text": text}
         return head + self._event("content_block_delta", index=self._blocks, delta=delta)
 
+    def call(self, piece: ToolCallDelta) -> bytes:
+        """The live call's piece as it comes; another call's waits for the end (finish)."""
+        head = b""
+        self._indices.add(piece.index)
+        if self._live_call is None:
+            self._live_call = piece.index
+            self._live_open = True
+            head = self._close_text()
+            block = {"type": "tool_use", "id": piece.id or "toolu_missing",
+                     "name": piece.name or "unknown", "input": {}}  # fmt: skip
+            head += self._event("content_block_start", content_block=block)
+        if piece.index != self._live_call or not piece.arguments:
+            return head
+        delta = {"type": "input_json_delta", "partial_json": piece.arguments}
+        return head + self._event("content_block_delta", delta=delta)
+
     def finish(
         self, finish: FinishReason, usage: TurnUsage | None, calls: tuple[ToolCall, ...]
     ) -> bytes:
-        out = self._close_text()
-        for call in calls:
+        out = self._close_text() + self._close_live()
+        if self._late_text:
+            out += self.text("".join(self._late_text)) + self._close_text()
+        # The calls come in the order of their index: which of them already streamed.
+        live = None if self._live_call is None else sorted(self._indices).index(self._live_call)
+        for n, call in enumerate(calls):
+            if n == live:
+                continue
             block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
             out += self._event("content_block_start", content_block=block)
             delta = {"type": "input_json_delta", "partial_json": json.dumps(_tool_input(call))}
@@ -115,6 +153,14 @@ class MessageStream:
         if not self._text_open:
             return b""
         self._text_open = False
+        stop = self._event("content_block_stop", index=self._blocks)
+        self._blocks += 1
+        return stop
+
+    def _close_live(self) -> bytes:
+        if not self._live_open:
+            return b""
+        self._live_open = False
         stop = self._event("content_block_stop", index=self._blocks)
         self._blocks += 1
         return stop
