@@ -16,6 +16,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
+from anthropic import AsyncAnthropic
 
 from tests.e2e.test_conversations import send_message
 from tests.support import Stack
@@ -196,3 +197,38 @@ async def test_a_full_tool_loop_in_a_conversation_with_the_real_model(stack: Sta
         stored = (await http.get(f"/v1/conversations/{conversation_id}")).json()
         roles = [m["role"] for m in stored["messages"]]
         assert roles == ["user", "assistant", *["tool"] * len(calls), "assistant"]
+
+
+ANTHROPIC_WEATHER: dict[str, Any] = {
+    "name": "get_weather",
+    "description": WEATHER["function"]["description"],
+    "input_schema": WEATHER["function"]["parameters"],
+}
+
+
+@pytest.mark.parametrize("model", [OPENAI_PATH, ANTHROPIC_PATH])
+async def test_the_anthropic_sdk_gets_a_tool_use_from_either_path_created_or_streamed(
+    stack: Stack, model: str
+) -> None:
+    async with AsyncAnthropic(
+        base_url=stack.gateway_url, api_key=stack.api_key, max_retries=0
+    ) as sdk:
+        ask: dict[str, Any] = {
+            "model": model,
+            "max_tokens": 120,
+            "messages": QUESTION,
+            "tools": [ANTHROPIC_WEATHER],
+            "tool_choice": {"type": "any"},
+            # This SDK version has no temperature argument; the API still takes the field.
+            "extra_body": {"temperature": 0},
+        }
+        created = await sdk.messages.create(**ask)
+        async with sdk.messages.stream(**ask) as stream:
+            streamed = await stream.get_final_message()
+    for message in (created, streamed):
+        assert message.stop_reason == "tool_use"
+        uses = [block for block in message.content if block.type == "tool_use"]
+        assert uses
+        for use in uses:
+            assert use.id
+            assert_fits_schema(use.name, json.dumps(use.input))
