@@ -11,7 +11,7 @@ import pytest
 
 from contracts import TurnUsage, new_id, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from tests.support import Stack, requests_published
+from tests.support import Stack, extra_gateway, requests_published
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +64,29 @@ async def test_a_retried_completion_returns_the_first_result_and_is_metered_once
     assert await requests_published(stack) == before + 1
     turn_id = first.json()["id"].removeprefix("chatcmpl-")
     assert len(await usage_events(stack, turn_id)) == 1
+
+
+async def test_a_retry_on_another_replica_outlasts_the_first_readers_grace(stack: Stack) -> None:
+    """The retry re-attaches: the cancel the dropped stream left (1 s grace) never fires."""
+    key = {**stack.auth, "Idempotency-Key": new_id()}
+    body = {**BODY, "stream": True, "max_tokens": 160}
+    with extra_gateway(stack, resume_grace_s="1") as first_replica:
+        async with (
+            httpx.AsyncClient(base_url=first_replica, headers=key, timeout=60) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            async for line in response.aiter_lines():
+                if '"content":"' in line:
+                    break  # the network drops here
+        async with (
+            httpx.AsyncClient(base_url=stack.gateway_url, headers=key, timeout=60) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
+    # 160 tokens take the local model over two seconds: cancelled, it would end sooner.
+    assert finish == "length"
 
 
 async def test_a_stream_dropped_and_retried_with_its_key_gets_the_whole_answer(

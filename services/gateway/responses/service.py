@@ -1,4 +1,4 @@
-"""What `POST /v1/responses` does before the launch: read, place the turn, build its request."""
+"""What `POST /v1/responses` does: read, place the turn, build its request, launch it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from contracts import new_id, utc_now
+from contracts import ChatRequest, new_id, utc_now
 from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
 from services.gateway.responses.ids import response_id
+from services.gateway.responses.lifecycle import detached, queue_in_background
 from services.gateway.responses.relay import ResponseHead
 from services.gateway.responses.schema import ResponseRequest
 from services.gateway.responses.stored import abandon, find_previous, place_turn, slot_for
@@ -22,9 +23,13 @@ from services.gateway.responses.translate import (
 )
 from services.gateway.state import GatewayState
 from services.gateway.turns.idempotency import ClaimedTurn
+from services.gateway.turns.items import TurnFeed
+from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
+from services.gateway.turns.live import start_turn
+from services.gateway.turns.replay import ReplayedTurn
 from services.gateway.turns.request import PreparedTurn, TurnSpec, chat_request, turn_deadline
 
-__all__ = ["ResponsePlan", "plan_response"]
+__all__ = ["LaunchedResponse", "ResponsePlan", "launch_response", "plan_response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +112,48 @@ async def plan_response(
         correlation_id=correlation_id,
     )
     return ResponsePlan(claimed, prepare, turn, stored=body.store)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchedResponse:
+    head: ResponseHead
+    events: TurnFeed
+    headers: dict[str, str]
+    replayed: bool
+    """An earlier request with the same Idempotency-Key started this response."""
+
+
+async def launch_response(
+    state: GatewayState,
+    caller: Caller,
+    body: ResponseRequest,
+    plan: ResponsePlan,
+    idempotency_key: str | None,
+) -> LaunchedResponse:
+    """The planned turn on the bus, followed live, or in the background (read back)."""
+    settings = state.settings
+    # A client that sends a key means to retry: give it time to come back.
+    grace_s = settings.resume_grace_s if idempotency_key else 0.0
+
+    async def follow(request: ChatRequest) -> TurnFeed:
+        if body.background:
+            return await queue_in_background(state, request)
+        return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
+
+    scope = (
+        None
+        if idempotency_key is None
+        else Idempotency("responses", idempotency_key, body.model_dump_json().encode())
+    )
+    launched = await launch_turn(
+        state, TurnOrder(caller, plan.claimed, plan.prepare, follow, scope)
+    )
+    if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
+        turn = launched.turn.ref()
+        events: TurnFeed = (
+            detached(state, turn)
+            if body.background
+            else ReplayedTurn(state.bus, turn, settings.heartbeat_s, grace_s)
+        )
+        return LaunchedResponse(plan.head(launched.turn), events, {}, replayed=True)
+    return LaunchedResponse(plan.head(plan.claimed), launched.handed, launched.headers, False)

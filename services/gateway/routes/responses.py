@@ -8,28 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from contracts import ChatRequest, new_id
+from contracts import new_id
 from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.http.auth import Authenticated
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.errors import ApiError
 from services.gateway.http.sse import event_stream
-from services.gateway.responses.lifecycle import (
-    cancel_response,
-    delete_response,
-    detached,
-    queue_in_background,
-    stream_again,
-)
+from services.gateway.responses.lifecycle import cancel_response, delete_response, stream_again
 from services.gateway.responses.relay import collect_response, stream_response
 from services.gateway.responses.schema import ResponseRequest
-from services.gateway.responses.service import plan_response
+from services.gateway.responses.service import launch_response, plan_response
 from services.gateway.responses.stored import read_response
 from services.gateway.state import State
-from services.gateway.turns.items import TurnFeed
-from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
-from services.gateway.turns.live import start_turn
-from services.gateway.turns.replay import ReplayedTurn
 
 router = APIRouter(tags=["responses"])
 
@@ -43,48 +33,16 @@ async def create_response(
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
-    settings = state.settings
     plan = await plan_response(state, caller, body, x_request_id or new_id())
-    # A client that sends a key means to retry: give it time to come back.
-    grace_s = settings.resume_grace_s if idempotency_key else 0.0
-
-    async def follow(request: ChatRequest) -> TurnFeed:
-        if body.background:
-            return await queue_in_background(state, request)
-        return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
-
-    launched = await launch_turn(
-        state,
-        TurnOrder(
-            caller,
-            plan.claimed,
-            plan.prepare,
-            follow,
-            None
-            if idempotency_key is None
-            else Idempotency("responses", idempotency_key, body.model_dump_json().encode()),
-        ),
-    )
-    events: TurnFeed
-    if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing
-        claimed = launched.turn
-        turn = claimed.ref()
-        events = (
-            detached(state, turn)
-            if body.background
-            else ReplayedTurn(state.bus, turn, settings.heartbeat_s, grace_s)
-        )
-        headers: dict[str, str] = {}
-    else:
-        claimed, events, headers = plan.claimed, launched.handed, launched.headers
-    head = plan.head(claimed)
+    launched = await launch_response(state, caller, body, plan, idempotency_key)
+    head, events, headers = launched.head, launched.events, launched.headers
     keeper = AnswerKeeper(state.bus, state.conversations) if plan.stored else None
     if body.stream:
         return event_stream(stream_response(head, events, keeper), headers)
     if body.background:
         # The recorder keeps its answer; the client polls GET /v1/responses/{id}.
         events.close()
-        if isinstance(launched, Replayed):
+        if launched.replayed:
             return JSONResponse(await read_response(state.conversations, caller, head.response_id))
         return JSONResponse(head.body("queued", []), headers=headers)
     try:

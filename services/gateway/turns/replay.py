@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from contracts import TurnCompleted, TurnFailed, parse_turn_event
 from contracts.subjects import TURNS_STREAM, turn_filter
-from services.gateway.turns.control import request_cancel
+from services.gateway.turns.control import announce_attach, request_cancel
 from services.gateway.turns.items import (
     EventPosition,
     Heartbeat,
@@ -122,6 +122,8 @@ class ReplayedTurn:
 
     async def __aiter__(self) -> AsyncIterator[TurnItem]:
         t = self._turn
+        # A reader is back: a cancel its turn's first reader left with a grace must not fire.
+        announce_attach(self._bus, t.conversation_id, t.turn_id)
         async for item in replay_turn(
             self._bus, t.conversation_id, t.turn_id, heartbeat_s=self._heartbeat_s
         ):
