@@ -76,6 +76,16 @@ async def test_a_background_response_is_queued_then_polled_to_its_end_on_another
     assert done.output_text
     assert done.usage is not None
     assert done.usage.output_tokens > 0
+    # The SDK's stream helper attaches to a response by id, as it does at OpenAI.
+    async with client.responses.stream(response_id=queued.id) as again:
+        events = [event async for event in again]
+    assert events[0].type == "response.created"
+    replayed = events[-1].response  # type: ignore[union-attr]
+    assert (replayed.id, replayed.status, replayed.output_text) == (
+        done.id,
+        done.status,
+        done.output_text,
+    )
 
 
 async def test_a_background_stream_left_midway_resumes_after_event_n_on_another_gateway(

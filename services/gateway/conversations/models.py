@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import ChatMessage, FunctionTool, Token, ToolCall, utc_now
+from contracts import ChatMessage, FinishReason, FunctionTool, Token, ToolCall, utc_now
 
 __all__ = ["Conversation", "MessageStatus", "StoredMessage", "TokenCounts"]
 
@@ -42,6 +42,8 @@ class StoredMessage(BaseModel):
     model: str | None = None
     usage: TokenCounts | None = None
     error_code: str | None = None
+    finish_reason: FinishReason | None = Field(default=None, exclude_if=lambda v: v is None)
+    """How an answer ended (`length`: cut at its limit); None in records older than it."""
 
 
 class Conversation(BaseModel):

@@ -130,6 +130,7 @@ async def record_answer(
         model=final.model if isinstance(final, TurnCompleted) else conversation.model,
         usage=counts,
         error_code=final.code if isinstance(final, TurnFailed) else None,
+        finish_reason=final.finish_reason if isinstance(final, TurnCompleted) else None,
         created_at=final.occurred_at,
     )
     ended_at = final.occurred_at

@@ -20,7 +20,7 @@ from services.gateway.conversations.models import Conversation, StoredMessage
 from services.gateway.conversations.store import ConversationStore
 from services.gateway.http.errors import ApiError
 from services.gateway.responses.ids import parse_response_id, response_id
-from services.gateway.responses.wire import failure_error, output_items, response_body
+from services.gateway.responses.wire import failure_error, output_items, response_body, wire_status
 
 __all__ = [
     "Previous",
@@ -225,10 +225,21 @@ async def read_response(store: ConversationStore, caller: Caller, value: str) ->
         return response_body(
             rid, settings, "failed", output, usage, model=answer.model, error=error
         )
-    status = "completed" if answer.status == "complete" else "cancelled"
+    status, incomplete = (
+        wire_status(answer.finish_reason)
+        if answer.finish_reason is not None
+        else ("completed" if answer.status == "complete" else "cancelled", None)
+    )
     item_status = "completed" if status == "completed" else "incomplete"
     output = output_items(turn_id, answer.content, answer.tool_calls, item_status)
     completed_at = int(answer.created_at.timestamp()) if status == "completed" else None
     return response_body(
-        rid, settings, status, output, usage, model=answer.model, completed_at=completed_at
+        rid,
+        settings,
+        status,
+        output,
+        usage,
+        model=answer.model,
+        incomplete=incomplete,
+        completed_at=completed_at,
     )
