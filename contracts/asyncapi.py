@@ -17,6 +17,8 @@ from contracts.subjects import (
     DEADLETTER_STREAM,
     PREFIX,
     REQUESTS_STREAM,
+    EMBEDDING_QUEUE,
+    EMBEDDING_REQUEST_SUBJECT,
     TITLE_REQUEST_SUBJECT,
     TURNS_STREAM,
     USAGE_STREAM,
@@ -46,6 +48,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "turnFailed": ("turn.failed", "The last event of a turn that could not be served."),
     "conversationTitled": ("conversation.titled", "The conversation's one title."),
     "deadLetter": ("dead_letter", "A message a consumer refused for good, with the reason."),
+    "embeddingRequest": ("embedding.request", "Embed these texts; one embedder replica answers."),
+    "embeddingReply": ("embedding.reply", "The vectors (base64 float32), or the failure."),
 }
 
 
@@ -85,6 +89,17 @@ def asyncapi_document() -> dict[str, Any]:
                     "turnFailed",
                     "conversationTitled",
                 )
+            },
+        },
+        "embeddingRequests": {
+            "address": EMBEDDING_REQUEST_SUBJECT,
+            "description": (
+                f"Core NATS request/reply (not stored), queue group `{EMBEDDING_QUEUE}`; "
+                "the reply is an embedding.reply. Usage is a turn.usage with purpose embedding."
+            ),
+            "messages": {
+                "embeddingRequest": {"$ref": "#/components/messages/embeddingRequest"},
+                "embeddingReply": {"$ref": "#/components/messages/embeddingReply"},
             },
         },
         "deadLetters": {

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from contracts.chat import ChatRequest
 from contracts.deadletter import DeadLetter
+from contracts.embeddings import EmbeddingReply, EmbeddingRequest
 from contracts.events import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
 from contracts.titles import ConversationTitled, TitleRequest
 
@@ -25,6 +26,8 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     TitleRequest,
     ConversationTitled,
     DeadLetter,
+    EmbeddingRequest,
+    EmbeddingReply,
 )
 
 

@@ -19,6 +19,9 @@ __all__ = [
     "CONVERSATIONS_BUCKET",
     "DEADLETTER_STREAM",
     "DEADLETTER_SUBJECTS",
+    "EMBEDDING_QUEUE",
+    "EMBEDDING_REQUEST_SUBJECT",
+    "EMBEDDING_USAGE_GATEWAY",
     "EVENT_KINDS",
     "IDEMPOTENCY_BUCKET",
     "IMAGES_BUCKET",
@@ -90,6 +93,12 @@ IMAGES_BUCKET: Final = "TOKENBUS_IMAGES"
 # Core NATS (not stored): every generator replica hears every control message.
 CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"
 CANCEL_GRACE_HEADER: Final = "Tokenbus-Cancel-Grace"
+
+# Core NATS request/reply, one queue group: each request goes to one embedder replica.
+EMBEDDING_REQUEST_SUBJECT: Final = f"{PREFIX}.embedding.request"
+EMBEDDING_QUEUE: Final = "embedder"
+# The routing token of an embedding's usage event: no gateway relays it to a client.
+EMBEDDING_USAGE_GATEWAY: Final = "embeddings"
 
 DEADLETTER_STREAM: Final = "TOKENBUS_DEADLETTER"
 DEADLETTER_SUBJECTS: Final = f"{PREFIX}.deadletter.>"
