@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from contracts import new_id
-from services.gateway.embeddings.schema import EmbeddingsRequest
+from services.gateway.embeddings.schema import EmbeddingsRequest, EmbeddingsResponse
 from services.gateway.embeddings.service import create_embeddings
 from services.gateway.http.auth import Authenticated
 from services.gateway.state import State
@@ -14,7 +14,7 @@ from services.gateway.state import State
 router = APIRouter()
 
 
-@router.post("/v1/embeddings", response_model=None)
+@router.post("/v1/embeddings", response_model=None, responses={200: {"model": EmbeddingsResponse}})
 async def embeddings(
     body: EmbeddingsRequest,
     state: State,
