@@ -22,7 +22,7 @@ import pytest
 from contracts.subjects import SEMANTIC_STREAM
 from services.runtime.catalog import DEFAULT_CATALOG, SemanticCacheConfig
 from tests.e2e.test_conversations import new_conversation, send_message
-from tests.support import Stack, extra_gateway, issue_key, running_stack
+from tests.support import Stack, extra_gateway, issue_key, keys_command, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +173,23 @@ async def test_conversations_show_the_similarity_and_deleting_one_forgets_its_an
         {"content": "What's the capital of Italy?", **body},
     )  # fmt: skip
     assert not next(e for e in third if e.event == "usage").data["cached"]
+
+
+async def test_forgetting_a_tenant_removes_its_answers_and_no_one_elses(
+    semantic_stack: Stack,
+) -> None:
+    stack = semantic_stack
+    question = "What is the largest ocean on Earth?"
+    _, forgotten = issue_key(stack, "tenant-forgotten", "someone")
+    for key in (forgotten, stack.api_key):
+        before = await entries_on_the_stream(stack)
+        await ask(stack.gateway_url, key, question)
+        await stored(stack, before)
+        assert cached(await ask(stack.gateway_url, key, question))
+    done = keys_command(stack, "forget-cache", "tenant-forgotten")
+    assert done.returncode == 0, done.stderr
+    assert not cached(await ask(stack.gateway_url, forgotten, question))
+    assert cached(await ask(stack.gateway_url, stack.api_key, question))
 
 
 async def test_paraphrase_set_hit_and_false_hit_rates_at_the_default_threshold(

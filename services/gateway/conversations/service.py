@@ -15,18 +15,9 @@ from contracts import (
     TurnCompleted,
     TurnDelta,
     TurnFailed,
-    new_id,
     utc_now,
 )
-from contracts.semantic import SemanticTombstone
-from contracts.subjects import (
-    SEMANTIC_STREAM,
-    TURNS_STREAM,
-    conversation_filter,
-    semantic_entry_filter,
-    semantic_tombstone_subject,
-    turn_filter,
-)
+from contracts.subjects import TURNS_STREAM, conversation_filter, turn_filter
 from services.gateway.admission.prompt_size import CHARS_PER_TOKEN, message_tokens, tools_bytes
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model, check_output_limit
@@ -54,6 +45,7 @@ from services.gateway.turns.replay import replay_turn
 from services.gateway.turns.request import TurnSpec, chat_request, turn_deadline
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog, ModelEntry
+from services.runtime.semantic_tombstones import forget_semantic_entries
 
 __all__ = [
     "TitleWait",
@@ -424,28 +416,6 @@ async def cancel_active_turn(
     return conversation.active_turn_id
 
 
-async def forget_semantic_entries(
-    bus: Bus, tenant_id: str, conversation_id: str | None = None
-) -> None:
-    """Take a conversation's (or a whole tenant's) answers out of the semantic cache.
-
-    The tombstone makes every live replica drop them from its index; the purge
-    keeps a replica that rebuilds later from ever reading them.
-    """
-    tombstone = SemanticTombstone(
-        correlation_id=new_id(), tenant_id=tenant_id, conversation_id=conversation_id
-    )
-    await bus.js.publish(
-        semantic_tombstone_subject(tenant_id),
-        tombstone.model_dump_json().encode(),
-        stream=SEMANTIC_STREAM,
-        headers={"Nats-Msg-Id": tombstone.event_id},
-    )
-    await bus.js.purge_stream(
-        SEMANTIC_STREAM, subject=semantic_entry_filter(tenant_id, conversation_id or "*")
-    )
-
-
 async def delete_conversation(
     store: ConversationStore, bus: Bus, caller: Caller, conversation_id: str
 ) -> None:
@@ -454,5 +424,5 @@ async def delete_conversation(
         request_cancel(bus, conversation_id, conversation.active_turn_id)
     # Its events go too: the stream must not keep what the user deleted.
     await bus.js.purge_stream(TURNS_STREAM, subject=conversation_filter(conversation_id))
-    await forget_semantic_entries(bus, caller.tenant_id, conversation_id)
+    await forget_semantic_entries(bus.js, caller.tenant_id, conversation_id)
     await store.delete(caller.tenant_id, conversation_id)
