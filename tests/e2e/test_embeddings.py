@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import openai
 import pytest
 
 from tests.e2e.test_usage import caught_up
-from tests.support import Stack
+from tests.support import Stack, issue_key
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +120,25 @@ async def test_an_embedding_model_cannot_chat(stack: Stack) -> None:
         )
     assert caught.value.body is not None
     assert caught.value.body["param"] == "model"  # type: ignore[index]
+
+
+async def test_embeddings_count_against_the_keys_limits_and_the_tenants_own_usage(
+    stack: Stack,
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    _, key = issue_key(stack, tenant, "ada", "--tpm", "60", "--daily-tokens", "1000")
+    client = openai.AsyncOpenAI(base_url=f"{stack.gateway_url}/v1", api_key=key, max_retries=0)
+    answer = await client.embeddings.create(model=MODEL, input="a short sentence")
+    with pytest.raises(openai.RateLimitError) as caught:  # the estimate of 40 texts is over 60
+        await client.embeddings.create(model=MODEL, input=["a short sentence"] * 40)
+    assert caught.value.body is not None
+    assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+
+    await caught_up(stack)
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        response = await http.get("/v1/usage", params={"group_by": "purpose"})
+    total = response.json()["total"]
+    # This tenant's usage is this request alone: the dev tenant's embeddings are not here.
+    assert total["input_tokens"] == answer.usage.prompt_tokens
