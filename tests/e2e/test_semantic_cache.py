@@ -168,11 +168,24 @@ async def test_conversations_show_the_similarity_and_deleting_one_forgets_its_an
     assert usage["input_tokens"] == usage["output_tokens"] == 0
 
     assert (await http.delete(f"/v1/conversations/{source}")).status_code == 204
+    before = await entries_on_the_stream(semantic_stack)
     third = await send_message(
         http, await new_conversation(http, model=CHAT),
         {"content": "What's the capital of Italy?", **body},
     )  # fmt: skip
     assert not next(e for e in third if e.event == "usage").data["cached"]
+    await stored(semantic_stack, before)  # the third is stored in its turn
+    again = await send_message(
+        http, await new_conversation(http, model=CHAT),
+        {"content": "What's the capital of Italy?", **body},
+    )  # fmt: skip
+    assert next(e for e in again if e.event == "usage").data["cached"]
+    fresh = await send_message(
+        http, await new_conversation(http, model=CHAT),
+        {"content": "What's the capital of Italy?", **body},
+        headers={"Cache-Control": "no-cache"},
+    )  # fmt: skip
+    assert not next(e for e in fresh if e.event == "usage").data["cached"]
 
 
 async def test_forgetting_a_tenant_removes_its_answers_and_no_one_elses(
