@@ -63,7 +63,10 @@ class GatewaySettings(ServiceSettings):
     embedding_timeout_s: float = Field(
         default=30.0,
         gt=0,
-        description="Longest wait for the embedder on POST /v1/embeddings; past it: 504",
+        description=(
+            "Longest wait for the embedder per batch of POST /v1/embeddings (a request of n "
+            "batches waits n times this); past it: 504"
+        ),
     )
     api_docs: bool = Field(
         default=False,

@@ -142,3 +142,16 @@ async def test_embeddings_count_against_the_keys_limits_and_the_tenants_own_usag
     total = response.json()["total"]
     # This tenant's usage is this request alone: the dev tenant's embeddings are not here.
     assert total["input_tokens"] == answer.usage.prompt_tokens
+
+
+async def test_a_list_of_2048_is_answered_whole_and_in_order(stack: Stack) -> None:
+    texts = [f"item number {n}" for n in range(2048)]
+    answer = await stack.openai().embeddings.create(
+        model=MODEL, input=texts, encoding_format="float"
+    )
+    assert [item.index for item in answer.data] == list(range(2048))
+    single = await stack.openai().embeddings.create(
+        model=MODEL, input=texts[1500], encoding_format="float"
+    )
+    # Item 1500 came back from a later batch, in its place.
+    assert answer.data[1500].embedding == pytest.approx(single.data[0].embedding, abs=1e-5)

@@ -112,12 +112,13 @@ def _estimate(texts: Sequence[str]) -> int:
     return sum(2 + math.ceil(len(t.encode()) / 3) for t in texts)
 
 
-async def _ask(state: GatewayState, request: EmbeddingRequest) -> EmbeddingReply:
+async def _ask(state: GatewayState, request: EmbeddingRequest, waits: int) -> EmbeddingReply:
     try:
         msg = await state.bus.nc.request(
             EMBEDDING_REQUEST_SUBJECT,
             request.model_dump_json().encode(),
-            timeout=state.settings.embedding_timeout_s,
+            # The batches of one request may queue behind each other on one embedder.
+            timeout=state.settings.embedding_timeout_s * waits,
         )
     except nats.errors.NoRespondersError:
         raise ApiError(
@@ -156,7 +157,7 @@ async def create_embeddings(
         for part, (_, batch) in enumerate(_batches(texts, floats_each))
     ]
     try:
-        replies = await asyncio.gather(*(_ask(state, r) for r in requests))
+        replies = await asyncio.gather(*(_ask(state, r, len(requests)) for r in requests))
     except BaseException:
         await state.admission.release_tokens(turn_id, day, reserved)
         raise
