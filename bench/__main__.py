@@ -51,8 +51,10 @@ def main() -> None:
     report = args.report.resolve()
     if args.command == "report":
         # Rewrite the report from a saved run, e.g. after editing bench/NOTES.md.
-        # bench.surfaces writes its own results beside the runs': not a run to report.
-        runs = [p for p in RESULTS.glob("*.json") if not p.stem.endswith("-surfaces")]
+        # bench.surfaces and bench.semantic write their own results beside the runs':
+        # not runs to report.
+        side = ("-surfaces", "-semantic")
+        runs = [p for p in RESULTS.glob("*.json") if not p.stem.endswith(side)]
         saved = args.results or max(runs)
         result = json.loads(saved.read_text())
         result["notes"] = NOTES.read_text() if NOTES.exists() else ""

@@ -12,6 +12,7 @@ from contracts.chat import (
     TextPart,
 )
 from contracts.deadletter import DeadLetter
+from contracts.embeddings import EmbeddingFailure, EmbeddingReply, EmbeddingRequest
 from contracts.events import (
     FinishReason,
     TurnCompleted,
@@ -38,6 +39,9 @@ __all__ = [
     "ContentPart",
     "ConversationTitled",
     "DeadLetter",
+    "EmbeddingFailure",
+    "EmbeddingReply",
+    "EmbeddingRequest",
     "FinishReason",
     "FunctionTool",
     "GenerationParams",

@@ -15,8 +15,11 @@ from contracts.schema import CONTRACTS
 from contracts.subjects import (
     CHAT_REQUEST_SUBJECT,
     DEADLETTER_STREAM,
+    EMBEDDING_QUEUE,
+    EMBEDDING_REQUEST_SUBJECT,
     PREFIX,
     REQUESTS_STREAM,
+    SEMANTIC_STREAM,
     TITLE_REQUEST_SUBJECT,
     TURNS_STREAM,
     USAGE_STREAM,
@@ -46,6 +49,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "turnFailed": ("turn.failed", "The last event of a turn that could not be served."),
     "conversationTitled": ("conversation.titled", "The conversation's one title."),
     "deadLetter": ("dead_letter", "A message a consumer refused for good, with the reason."),
+    "embeddingRequest": ("embedding.request", "Embed these texts; one embedder replica answers."),
+    "embeddingReply": ("embedding.reply", "The vectors (base64 float32), or the failure."),
+    "semanticEntry": ("semantic.entry", "One answered question in the semantic cache."),
+    "semanticTombstone": ("semantic.tombstone", "A conversation's or tenant's entries go."),
 }
 
 
@@ -86,6 +93,32 @@ def asyncapi_document() -> dict[str, Any]:
                     "conversationTitled",
                 )
             },
+        },
+        "embeddingRequests": {
+            "address": EMBEDDING_REQUEST_SUBJECT,
+            "description": (
+                f"Core NATS request/reply (not stored), queue group `{EMBEDDING_QUEUE}`; "
+                "the reply is an embedding.reply. Usage is a turn.usage with purpose embedding."
+            ),
+            "messages": {
+                "embeddingRequest": {"$ref": "#/components/messages/embeddingRequest"},
+                "embeddingReply": {"$ref": "#/components/messages/embeddingReply"},
+            },
+        },
+        "semanticEntries": {
+            "address": f"{PREFIX}.semantic.entry.{{tenant}}.{{conversation}}",
+            "description": (
+                f"Semantic cache entries (stream {SEMANTIC_STREAM}, 24 h); every generator "
+                "replica builds its in-memory index from the stream and follows it."
+            ),
+            "parameters": _parameters("tenant", "conversation"),
+            "messages": {"semanticEntry": {"$ref": "#/components/messages/semanticEntry"}},
+        },
+        "semanticTombstones": {
+            "address": f"{PREFIX}.semantic.tombstone.{{tenant}}",
+            "description": f"Removals from the semantic cache (stream {SEMANTIC_STREAM}).",
+            "parameters": _parameters("tenant"),
+            "messages": {"semanticTombstone": {"$ref": "#/components/messages/semanticTombstone"}},
         },
         "deadLetters": {
             "address": f"{PREFIX}.deadletter.{{consumer}}",

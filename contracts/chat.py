@@ -163,3 +163,11 @@ class ChatRequest(BusMessage):
             "a structured answer that fails validation may be asked again unseen"
         ),
     )
+    no_cache: bool = Field(
+        default=False,
+        exclude_if=lambda v: not v,
+        description=(
+            "The client sent Cache-Control: no-cache: answer from the model, not from the "
+            "exact or semantic cache (the answer may still be stored)"
+        ),
+    )

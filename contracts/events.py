@@ -69,11 +69,12 @@ class TurnUsage(TurnEventBase):
     cached_input_tokens: int = Field(
         default=0, ge=0, description="Part of input_tokens the provider served from its cache"
     )
-    purpose: Literal["chat", "title", "structured_retry"] = Field(
+    purpose: Literal["chat", "title", "structured_retry", "embedding"] = Field(
         default="chat",
         description=(
             "chat; title (the titler's calls); structured_retry: a chat turn whose answer "
-            "failed its response_format and was asked again (tokens of every call)"
+            "failed its response_format and was asked again (tokens of every call); "
+            "embedding: POST /v1/embeddings and the semantic cache's lookups"
         ),
     )
     estimated: bool = Field(
@@ -85,6 +86,11 @@ class TurnUsage(TurnEventBase):
     )
     from_cache: bool = Field(
         default=False, description="Answered from the exact-response cache: no upstream tokens"
+    )
+    similarity: float | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Answered from the semantic cache: the cosine of the stored question's match",
     )
 
 

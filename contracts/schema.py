@@ -11,7 +11,9 @@ from pydantic import BaseModel
 
 from contracts.chat import ChatRequest
 from contracts.deadletter import DeadLetter
+from contracts.embeddings import EmbeddingReply, EmbeddingRequest
 from contracts.events import TurnCompleted, TurnDelta, TurnFailed, TurnUsage
+from contracts.semantic import SemanticEntry, SemanticTombstone
 from contracts.titles import ConversationTitled, TitleRequest
 
 __all__ = ["CONTRACTS", "json_schemas", "write_schemas"]
@@ -25,6 +27,10 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     TitleRequest,
     ConversationTitled,
     DeadLetter,
+    EmbeddingRequest,
+    EmbeddingReply,
+    SemanticEntry,
+    SemanticTombstone,
 )
 
 

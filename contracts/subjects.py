@@ -19,6 +19,9 @@ __all__ = [
     "CONVERSATIONS_BUCKET",
     "DEADLETTER_STREAM",
     "DEADLETTER_SUBJECTS",
+    "EMBEDDING_QUEUE",
+    "EMBEDDING_REQUEST_SUBJECT",
+    "EMBEDDING_USAGE_GATEWAY",
     "EVENT_KINDS",
     "IDEMPOTENCY_BUCKET",
     "IMAGES_BUCKET",
@@ -28,6 +31,8 @@ __all__ = [
     "RATE_STREAM",
     "RATE_SUBJECTS",
     "REQUESTS_STREAM",
+    "SEMANTIC_STREAM",
+    "SEMANTIC_SUBJECTS",
     "SPEND_MEASURES",
     "SPEND_SUBJECTS",
     "TITLES_BUCKET",
@@ -48,6 +53,9 @@ __all__ = [
     "parse_control_subject",
     "parse_usage_counter_subject",
     "rate_counter_subject",
+    "semantic_entry_filter",
+    "semantic_entry_subject",
+    "semantic_tombstone_subject",
     "spend_counter_subject",
     "tenant_usage_filter",
     "title_turn_id",
@@ -90,6 +98,17 @@ IMAGES_BUCKET: Final = "TOKENBUS_IMAGES"
 # Core NATS (not stored): every generator replica hears every control message.
 CONTROL_SUBJECTS: Final = f"{PREFIX}.control.>"
 CANCEL_GRACE_HEADER: Final = "Tokenbus-Cancel-Grace"
+
+# Core NATS request/reply, one queue group: each request goes to one embedder replica.
+EMBEDDING_REQUEST_SUBJECT: Final = f"{PREFIX}.embedding.request"
+EMBEDDING_QUEUE: Final = "embedder"
+# The routing token of an embedding's usage event: no gateway relays it to a client.
+EMBEDDING_USAGE_GATEWAY: Final = "embeddings"
+
+# The semantic cache's entries and tombstones: every replica that looks up rebuilds
+# its in-memory index from this stream and follows it.
+SEMANTIC_STREAM: Final = "TOKENBUS_SEMANTIC"
+SEMANTIC_SUBJECTS: Final = f"{PREFIX}.semantic.>"
 
 DEADLETTER_STREAM: Final = "TOKENBUS_DEADLETTER"
 DEADLETTER_SUBJECTS: Final = f"{PREFIX}.deadletter.>"
@@ -204,6 +223,19 @@ def spend_counter_subject(day: str, scope: SpendScope, scope_id: str, measure: s
 def rate_counter_subject(key_id: str, minute: int, measure: str) -> str:
     """Requests or tokens one API key used in one clock minute (rate limits)."""
     return f"{PREFIX}.rate.{key_id}.{minute}.{measure}"
+
+
+def semantic_entry_subject(tenant: str, conversation_id: str) -> str:
+    """tokenbus.v1.semantic.entry.<tenant>.<conversation>: purged when either is deleted."""
+    return f"{PREFIX}.semantic.entry.{tenant}.{conversation_id}"
+
+
+def semantic_entry_filter(tenant: str, conversation_id: str = "*") -> str:
+    return f"{PREFIX}.semantic.entry.{tenant}.{conversation_id}"
+
+
+def semantic_tombstone_subject(tenant: str) -> str:
+    return f"{PREFIX}.semantic.tombstone.{tenant}"
 
 
 def deadletter_subject(consumer: str) -> str:

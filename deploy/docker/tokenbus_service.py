@@ -3,7 +3,8 @@
 
 The image installs this file as /opt/venv/bin/tokenbus-service. Commands:
 
-  gateway | generator | titler | usage   a service (its settings come from TOKENBUS_*)
+  gateway | generator | titler | usage | embedder
+                                         a service (its settings come from TOKENBUS_*)
   model [--host H --port P ...]          the embedded llama.cpp model server
   probe http URL                         exit 0 when URL answers 200 (healthchecks)
   probe consumer SERVICE                 exit 0 when the bus answers with this service's
@@ -30,6 +31,7 @@ SERVICES: dict[str, str] = {
     "generator": "services.generator.main",
     "titler": "services.titler.main",
     "usage": "services.usage.main",
+    "embedder": "services.embedder.main",
     "model": "services.runtime.model_server",
 }
 

@@ -14,6 +14,7 @@ from contracts import ApiKeyRecord, Limits
 from contracts.subjects import KEYS_BUCKET
 from services.runtime.bus import connect
 from services.runtime.keys import KeyStore
+from services.runtime.semantic_tombstones import forget_semantic_entries
 from services.runtime.topology import ensure_streams
 
 __all__ = ["add_keys_commands", "ensure_dev_key", "run_keys"]
@@ -113,6 +114,10 @@ def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     tenant = actions.add_parser("tenant-limits", help="set a tenant's own daily budget")
     tenant.add_argument("tenant")
     _limit_options(tenant)
+    forget = actions.add_parser(
+        "forget-cache", help="remove all of a tenant's answers from the semantic cache"
+    )
+    forget.add_argument("tenant")
 
 
 def _row(record: ApiKeyRecord) -> str:
@@ -125,7 +130,20 @@ def _row(record: ApiKeyRecord) -> str:
     )
 
 
+async def _forget_cache(nats_url: str, tenant: str) -> int:
+    bus = await connect(nats_url, name="tokenbus-keys")
+    try:
+        await ensure_streams(bus.js)
+        await forget_semantic_entries(bus.js, tenant)
+    finally:
+        await bus.close()
+    print(f"tenant {tenant}: semantic cache entries removed")
+    return 0
+
+
 async def run_keys(args: argparse.Namespace) -> int:
+    if args.action == "forget-cache":
+        return await _forget_cache(args.nats_url, args.tenant)
     async with _store(args.nats_url) as keys:
         if args.action == "create":
             try:

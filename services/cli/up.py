@@ -152,6 +152,25 @@ def stack(options: UpOptions) -> Stack:
                 ready=functools.partial(_has_consumer, nats_server.url, service),
             )
         )
+    if _serves_embeddings(catalog_env):
+        # No durable consumer to wait for: it answers requests; its /metrics opens once
+        # the model is loaded and its subscription is live.
+        metrics_port = free_port()
+        metrics_urls["embedder"] = embedder_metrics = (
+            f"http://{options.host}:{metrics_port}/metrics"
+        )
+        specs.append(
+            ChildSpec(
+                "embedder",
+                [python, "-m", "services.embedder.main"],
+                env={
+                    **bus_env,
+                    "TOKENBUS_EMBEDDER_METRICS_HOST": options.host,
+                    "TOKENBUS_EMBEDDER_METRICS_PORT": str(metrics_port),
+                },
+                ready=lambda: _http_ok(embedder_metrics),
+            )
+        )
     port = _port(options.port)
     gateway_url = f"http://{options.host}:{port}"
     specs.append(
@@ -169,6 +188,16 @@ def stack(options: UpOptions) -> Stack:
     )
     metrics_urls = {"gateway": f"{gateway_url}/metrics", **metrics_urls}
     return Stack(nats_server, specs, gateway_url, upstream_url, metrics_urls)
+
+
+def _serves_embeddings(catalog_env: dict[str, str]) -> bool:
+    """Whether the catalog the stack runs has an embedding model (then it runs an embedder)."""
+    path = catalog_env.get("TOKENBUS_CATALOG_PATH")
+    try:
+        catalog = load_catalog(Path(path) if path else None)
+    except CatalogError:
+        return False  # the services themselves refuse it, saying why
+    return bool(catalog.embedding_models())
 
 
 def _single_model_catalog(

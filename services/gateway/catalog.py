@@ -6,12 +6,25 @@ from services.gateway.config import GatewaySettings
 from services.gateway.http.errors import ApiError
 from services.runtime.catalog import Catalog, ModelEntry
 
-__all__ = ["chat_model", "check_output_limit", "deadline_s", "default_chat_model"]
+__all__ = [
+    "chat_model",
+    "check_output_limit",
+    "deadline_s",
+    "default_chat_model",
+    "embedding_model",
+]
 
 
 def chat_model(catalog: Catalog, name: str) -> ModelEntry:
     """The catalog entry for a model clients may chat with, or 404 model_not_found."""
     entry = catalog.get(name)
+    if entry is not None and entry.role == "embedding":
+        raise ApiError(
+            400,
+            f"The model '{name}' is an embedding model: use it with POST /v1/embeddings.",
+            "invalid_value",
+            "model",
+        )
     if entry is None or entry.role != "chat":
         raise ApiError(
             404,
@@ -39,3 +52,23 @@ def default_chat_model(catalog: Catalog) -> ModelEntry:
 
 def deadline_s(entry: ModelEntry, settings: GatewaySettings) -> float:
     return entry.deadline_s or settings.request_deadline_s
+
+
+def embedding_model(catalog: Catalog, name: str) -> ModelEntry:
+    """The catalog entry of an embedding model; 400 for a chat model, 404 for no model."""
+    entry = catalog.get(name)
+    if entry is not None and entry.role != "embedding":
+        raise ApiError(
+            400,
+            f"The model '{name}' is not an embedding model; it serves chat, not embeddings.",
+            "invalid_value",
+            "model",
+        )
+    if entry is None:
+        raise ApiError(
+            404,
+            f"The model '{name}' does not exist; GET /v1/models lists the models.",
+            "model_not_found",
+            "model",
+        )
+    return entry

@@ -60,6 +60,14 @@ class GatewaySettings(ServiceSettings):
         gt=0,
         description="Longest wait for the bus on a request; past it: 503 bus_unavailable",
     )
+    embedding_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest wait for the embedder per batch of POST /v1/embeddings (a request of n "
+            "batches waits n times this); past it: 504"
+        ),
+    )
     api_docs: bool = Field(
         default=False,
         description=(

@@ -38,6 +38,7 @@ from services.gateway.jobs.webhook_policy import WebhookPolicy
 from services.gateway.routes import (
     chat,
     conversations,
+    embeddings,
     health,
     jobs,
     messages,
@@ -161,6 +162,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
     document_responses(app)
     for module in (
         chat,
+        embeddings,
         messages,
         responses,
         conversations,

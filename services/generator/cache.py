@@ -90,6 +90,8 @@ class CachingProvider:
         # cache keeps neither, so ask the model.
         if request.params.temperature != 0 or request.tools or request.params.logprobs:
             return None
+        if request.no_cache:  # Cache-Control: no-cache: the model answers, and is not kept
+            return None
         entry = self._catalog.get(request.model)
         return None if entry is None else entry.cache_ttl_s
 
@@ -116,9 +118,10 @@ class CachingProvider:
         async for item in self._inner.stream(request):
             if isinstance(item, TextChunk):
                 parts.append(item.text)
-            elif item.finish_reason in ("stop", "length") and item.served_by in (
-                None,
-                request.model,
+            elif (
+                item.finish_reason in ("stop", "length")
+                and item.served_by in (None, request.model)
+                and not item.from_cache  # a semantic hit is not this question's own answer
             ):
                 # Only a whole answer from the model asked for (not a failover's).
                 await self._store(key, "".join(parts), item, ttl_s)

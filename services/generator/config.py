@@ -23,6 +23,16 @@ class GeneratorSettings(WorkerSettings):
         gt=0,
         description="Once a provider's text flows, the longest silence before it is a timeout",
     )
+    semantic_embed_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for the embedder on a semantic cache lookup; past it: a miss",
+    )
+    semantic_rebuild_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="At start, longest wait for the semantic cache index to be rebuilt",
+    )
     retry_attempts: int = Field(default=3, ge=1, description="Tries per model before failover")
     retry_budget_s: float = Field(default=20.0, ge=0)
     breaker_window_s: float = Field(default=30.0, gt=0)

@@ -26,7 +26,12 @@ from services.generator.handlers import chat_request_handler, control_handler
 from services.generator.images import ImageReadingProvider
 from services.generator.metrics import BREAKER_STATES
 from services.generator.observed import ObservedProvider
+from services.generator.ports import ModelProvider
 from services.generator.resilience import ResilientProvider, RetryPolicy
+from services.generator.semantic.adapters import BusQuestionEmbedder, JetStreamSemanticLog
+from services.generator.semantic.index import SemanticIndex
+from services.generator.semantic.projection import SemanticProjection
+from services.generator.semantic.provider import SemanticCachingProvider
 from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, environment, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
@@ -74,9 +79,25 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
     BREAKER_STATES.watch(resilient.breakers)
     cache = KvResponseCache(await bus.js.key_value(CACHE_BUCKET))
     images = ObjectStoreImages(await bus.js.object_store(IMAGES_BUCKET))
-    provider = ObservedProvider(
-        CachingProvider(ImageReadingProvider(resilient, images), catalog, cache), catalog
-    )
+    answering: ModelProvider = ImageReadingProvider(resilient, images)
+    projection: SemanticProjection | None = None
+    if any(entry.semantic_cache for entry in catalog.models.values()):
+        # Inside the exact cache: an exact hit never pays for an embedding.
+        projection = SemanticProjection(bus, SemanticIndex())
+        await projection.start()
+        # No work before the index is built: a restarted replica answers as the others do.
+        try:
+            await asyncio.wait_for(projection.ready.wait(), settings.semantic_rebuild_timeout_s)
+        except TimeoutError:
+            log.warning("semantic cache index not caught up; serving, lookups miss until it is")
+        answering = SemanticCachingProvider(
+            answering,
+            catalog,
+            projection,
+            BusQuestionEmbedder(bus, settings.semantic_embed_timeout_s),
+            JetStreamSemanticLog(bus),
+        )
+    provider = ObservedProvider(CachingProvider(answering, catalog, cache), catalog)
     cancels = CancelRegistry()
     control_sub = await bus.nc.subscribe(CONTROL_SUBJECTS, cb=control_handler(cancels))
     worker = JetStreamWorker(
@@ -107,6 +128,8 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         worker.stop(grace_s=settings.drain_grace_s)
         await running
         await control_sub.unsubscribe()
+        if projection is not None:
+            await projection.stop()
         lag.cancel()
         await metrics.stop()
         await http_client.aclose()

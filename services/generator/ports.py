@@ -46,6 +46,8 @@ class StreamEnd:
     served_by: str | None = None
     """The catalog model that answered, when failover chose another than requested."""
     from_cache: bool = False
+    similarity: float | None = None
+    """For a semantic cache hit: the cosine of the stored question that matched."""
 
 
 class ModelProvider(Protocol):

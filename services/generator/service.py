@@ -311,6 +311,7 @@ def _usage(
             "output_tokens": end.output_tokens,
             "cached_input_tokens": end.cached_input_tokens,
             "from_cache": end.from_cache,
+            "similarity": end.similarity,
         }
     if chunks == 0:
         return _nothing_used(request)

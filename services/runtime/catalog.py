@@ -17,11 +17,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["DEFAULT_CATALOG", "Catalog", "CatalogError", "ModelEntry", "load_catalog"]
+__all__ = [
+    "DEFAULT_CATALOG",
+    "Catalog",
+    "CatalogError",
+    "ModelEntry",
+    "SemanticCacheConfig",
+    "load_catalog",
+]
 
 DEFAULT_CATALOG = Path(__file__).with_name("default_catalog.toml")
 
-Provider = Literal["openai", "anthropic", "openai-compatible"]
+# "local": run inside the embedder service (the bundled all-MiniLM-L6-v2); embeddings only.
+Provider = Literal["openai", "anthropic", "openai-compatible", "local"]
 
 _DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -32,6 +40,18 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class CatalogError(ValueError):
     """The catalog is wrong; the message names the file and line."""
+
+
+class SemanticCacheConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Cosine similarity a stored question must reach to answer a new one.
+    threshold: float = Field(default=0.97, gt=0, le=1)
+    ttl_s: float = Field(default=600, gt=0, le=86_400)
+    # The catalog's embedding model that embeds the questions (default: the first one).
+    embedding_model: str | None = None
+    # A request at any other temperature always goes to the model.
+    temperature: float = Field(default=0, ge=0, le=2)
 
 
 class ModelEntry(BaseModel):
@@ -47,7 +67,7 @@ class ModelEntry(BaseModel):
     context_window: int = Field(default=8192, ge=256)
     max_output_tokens: int = Field(default=4096, ge=1)
     fallbacks: tuple[str, ...] = ()
-    role: Literal["chat", "utility"] = "chat"
+    role: Literal["chat", "utility", "embedding"] = "chat"
     deadline_s: float | None = Field(default=None, gt=0)
     # Exact-response cache for temperature-0 requests: off unless a model sets a TTL.
     cache_ttl_s: float | None = Field(default=None, gt=0, le=86_400)
@@ -61,11 +81,30 @@ class ModelEntry(BaseModel):
     # Whether the model sees images (`image_url` parts); off unless the entry says so,
     # because a text-only model would answer as if the image were not there.
     vision: bool = False
+    # An embedding model: the size of its vectors, and whether it can shorten them
+    # (`dimensions` in a request: OpenAI's text-embedding-3 models can).
+    dimensions: int | None = Field(default=None, ge=1, le=65_536)
+    shortens: bool = False
+    # Semantic cache (off unless set): answers to single-question temperature-0
+    # requests, found again by the meaning of the question (services/generator/semantic).
+    semantic_cache: SemanticCacheConfig | None = None
 
     @model_validator(mode="after")
     def _openai_compatible_needs_a_url(self) -> ModelEntry:
         if self.provider == "openai-compatible" and not self.base_url:
             raise ValueError("an openai-compatible model needs a base_url")
+        return self
+
+    @model_validator(mode="after")
+    def _roles_fit_providers(self) -> ModelEntry:
+        if self.provider == "local" and self.role != "embedding":
+            raise ValueError("provider 'local' serves embedding models only")
+        if self.role == "embedding" and self.provider == "anthropic":
+            raise ValueError("anthropic serves no embedding models")
+        if self.role == "embedding" and self.dimensions is None:
+            raise ValueError("an embedding model needs its dimensions")
+        if self.role == "embedding" and self.semantic_cache is not None:
+            raise ValueError("semantic_cache belongs on a chat model")
         return self
 
     def resolved_base_url(self, env: Mapping[str, str]) -> str:
@@ -95,6 +134,18 @@ class Catalog(BaseModel):
 
     def chat_models(self) -> list[ModelEntry]:
         return [m for m in self.models.values() if m.role == "chat"]
+
+    def embedding_models(self) -> list[ModelEntry]:
+        return [m for m in self.models.values() if m.role == "embedding"]
+
+    def semantic_embedder(self, entry: ModelEntry) -> ModelEntry | None:
+        """The embedding model of `entry`'s semantic cache (None: it has none)."""
+        if entry.semantic_cache is None:
+            return None
+        name = entry.semantic_cache.embedding_model
+        if name is not None:
+            return self.get(name)
+        return next(iter(self.embedding_models()), None)
 
     def utility_model(self) -> ModelEntry | None:
         return next((m for m in self.models.values() if m.role == "utility"), None)
@@ -153,7 +204,21 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
         cycle = _cycle_from(entry.name, models)
         if cycle:
             raise CatalogError(f"{where}: fallback cycle {' -> '.join(cycle)}")
+        if entry.semantic_cache is not None:
+            _check_semantic_cache(entry, models, f"{source}:{_line_of(text, entry.name)}")
     return Catalog(models=models)
+
+
+def _check_semantic_cache(entry: ModelEntry, models: dict[str, ModelEntry], where: str) -> None:
+    assert entry.semantic_cache is not None
+    name = entry.semantic_cache.embedding_model
+    embedders = [m for m in models.values() if m.role == "embedding"]
+    chosen = models.get(name) if name is not None else next(iter(embedders), None)
+    if chosen is None or chosen.role != "embedding":
+        wanted = f"'{name}'" if name else "one"
+        raise CatalogError(
+            f"{where}: model '{entry.name}': semantic_cache needs an embedding model ({wanted})"
+        )
 
 
 def _cycle_from(start: str, models: dict[str, ModelEntry]) -> list[str] | None:

@@ -31,6 +31,8 @@ from contracts.subjects import (
     RATE_STREAM,
     RATE_SUBJECTS,
     REQUESTS_STREAM,
+    SEMANTIC_STREAM,
+    SEMANTIC_SUBJECTS,
     SPEND_SUBJECTS,
     TITLE_REQUEST_SUBJECT,
     TITLES_BUCKET,
@@ -108,6 +110,17 @@ def stream_configs(
             allow_msg_counter=True,
             allow_direct=True,
             max_age=180.0,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=SEMANTIC_STREAM,
+            description="Semantic cache entries and tombstones (each replica indexes them)",
+            subjects=[SEMANTIC_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            # The longest ttl_s a catalog entry may set: older entries are expired anyway.
+            max_age=24 * HOUR,
+            duplicate_window=120.0,
             num_replicas=replicas,
         ),
         StreamConfig(

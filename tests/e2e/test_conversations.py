@@ -66,12 +66,15 @@ async def read(response: httpx.Response, stop_after_deltas: int | None = None) -
 
 
 async def send_message(
-    http: httpx.AsyncClient, conversation_id: str, body: dict[str, Any]
+    http: httpx.AsyncClient,
+    conversation_id: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> list[SseEvent]:
     """POST a message; its turn's events up to `done` or `error` (a title may follow)."""
     events: list[SseEvent] = []
     async with http.stream(
-        "POST", f"/v1/conversations/{conversation_id}/messages", json=body
+        "POST", f"/v1/conversations/{conversation_id}/messages", json=body, headers=headers
     ) as response:
         assert response.status_code == 200, await response.aread()
         async for event in sse(response):

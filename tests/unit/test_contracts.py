@@ -117,6 +117,10 @@ def test_every_contract_exports_a_json_schema(tmp_path) -> None:  # type: ignore
         "title.request.v1",
         "conversation.titled.v1",
         "dead_letter.v1",
+        "embedding.request.v1",
+        "embedding.reply.v1",
+        "semantic.entry.v1",
+        "semantic.tombstone.v1",
     }
     for schema in schemas.values():
         assert {"event_id", "correlation_id", "occurred_at", "schema_version"} <= set(

@@ -60,7 +60,8 @@ DEPLOY_CATALOG = K8S / "base" / "catalog.toml"
 K8S_VERSION = "1.31.0"
 NAMESPACE = "tokenbus"
 WORKERS = ("generator", "titler", "usage")
-SERVICES = ("gateway", *WORKERS)
+# The embedder answers requests (no durable consumer, no KEDA): a service, not a worker.
+SERVICES = ("gateway", *WORKERS, "embedder")
 NATS_SECRET = "tokenbus-nats-users"
 PROVIDER_SECRET = "tokenbus-provider-keys"
 LOCKED_DOWN = {
@@ -968,6 +969,21 @@ def required_permissions() -> dict[str, list[tuple[str, str]]]:
         ("pub", kv.format(s.TITLES_BUCKET)),
     ]
     wanted["usage"] += [("pub", _sample(s.USAGE_SUBJECTS))]
+    wanted["gateway"] += [
+        ("pub", s.EMBEDDING_REQUEST_SUBJECT),
+        ("pub", s.semantic_tombstone_subject("tenant1")),
+        ("pub", f"$JS.API.STREAM.PURGE.{s.SEMANTIC_STREAM}"),
+    ]
+    wanted["embedder"] += [
+        ("sub", s.EMBEDDING_REQUEST_SUBJECT),
+        ("pub", turn(s.EMBEDDING_USAGE_GATEWAY, s.EMBEDDING_USAGE_GATEWAY, "t1", "usage")),
+        ("pub", "_INBOX.abc.def"),
+    ]
+    wanted["generator"] += [
+        ("pub", s.EMBEDDING_REQUEST_SUBJECT),
+        ("pub", s.semantic_entry_subject("tenant1", "c1")),
+        ("pub", f"$JS.FC.{s.SEMANTIC_STREAM}.abc"),
+    ]
     for optional in ("SPEND_SUBJECTS", "RATE_SUBJECTS"):
         if hasattr(s, optional):  # budgets and rate limits (tenants-and-keys work)
             owner = "usage" if optional == "SPEND_SUBJECTS" else "gateway"

@@ -110,38 +110,72 @@ class Admission:
         )
         headers = rate_headers(windows)
         if throttled is not None:
-            window = throttled.window
-            raise ApiError(
-                429,
-                f"Rate limit reached: {window.limit} {window.measure} per minute for this key "
-                f"({window.used} used). Try again in {math.ceil(window.reset_s)} s.",
-                "rate_limit_exceeded",
-                headers={
-                    **headers,
-                    **rate_headers([window]),
-                    "Retry-After": str(math.ceil(window.reset_s)),
-                },
-            )
+            raise _throttled(throttled.window, headers)
         worst = Amount(prompt + output, math.ceil(entry.cost(prompt, output) * 1_000_000))
-        reserved = await self._reserve(scopes, request, worst, now)
+        reserved = await self._reserve(
+            scopes,
+            request.occurred_at.date().isoformat(),
+            request.turn_id,
+            request.deadline_at or now + timedelta(hours=1),
+            worst,
+            now,
+        )
         return Admitted(request=request, headers=headers, reserved=reserved)
+
+    async def admit_tokens(
+        self, caller: Caller, entry: ModelEntry, turn_id: str, tokens: int
+    ) -> tuple[dict[str, str], tuple[tuple[SpendScope, str], ...]]:
+        """Work that only reads tokens (embeddings): the same rate limits and budgets as a
+        turn, for `tokens` of input; the rate headers and what was reserved."""
+        now = utc_now()
+        tenant = (await self._keys.tenant(caller.tenant_id)).limits
+        windows, throttled = await self._rates.take(
+            caller.key_id,
+            caller.key_limits.requests_per_minute,
+            caller.key_limits.tokens_per_minute,
+            tokens,
+            now,
+        )
+        headers = rate_headers(windows)
+        if throttled is not None:
+            raise _throttled(throttled.window, headers)
+        worst = Amount(tokens, math.ceil(entry.cost(tokens, 0) * 1_000_000))
+        reserved = await self._reserve(
+            _budget_scopes(caller, tenant),
+            now.date().isoformat(),
+            turn_id,
+            now + timedelta(minutes=1),
+            worst,
+            now,
+        )
+        return headers, reserved
+
+    async def release_tokens(
+        self, turn_id: str, day: str, reserved: tuple[tuple[SpendScope, str], ...]
+    ) -> None:
+        """Nothing was metered after all (the work failed): give the reservations back."""
+        for scope, scope_id in reserved:
+            try:
+                await self._budgets.release(day, scope, scope_id, turn_id)
+            except Exception as exc:  # it lapses at its deadline anyway
+                log.warning("reservation not released", extra={"error_type": type(exc).__name__})
 
     async def _reserve(
         self,
         scopes: list[tuple[SpendScope, str, Limits]],
-        request: ChatRequest,
+        day: str,
+        turn_id: str,
+        deadline: datetime,
         worst: Amount,
         now: datetime,
     ) -> tuple[tuple[SpendScope, str], ...]:
-        day = request.occurred_at.date().isoformat()
-        deadline = request.deadline_at or now + timedelta(hours=1)
         reserved: list[tuple[SpendScope, str]] = []
         for scope, scope_id, limits in scopes:
             refused = await self._budgets.reserve(
                 day,
                 scope,
                 scope_id,
-                request.turn_id,
+                turn_id,
                 worst,
                 limits.daily_tokens,
                 None if limits.daily_cost_usd is None else int(limits.daily_cost_usd * 1_000_000),
@@ -150,7 +184,7 @@ class Admission:
             )
             if refused is not None:
                 for done_scope, done_id in reserved:
-                    await self._budgets.release(day, done_scope, done_id, request.turn_id)
+                    await self._budgets.release(day, done_scope, done_id, turn_id)
                 raise _over_budget(scope, refused, now)
             reserved.append((scope, scope_id))
         return tuple(reserved)
@@ -163,6 +197,20 @@ class Admission:
                 await self._budgets.release(day, scope, scope_id, admitted.request.turn_id)
             except Exception as exc:  # it lapses at its deadline anyway
                 log.warning("reservation not released", extra={"error_type": type(exc).__name__})
+
+
+def _throttled(window: RateWindow, headers: dict[str, str]) -> ApiError:
+    return ApiError(
+        429,
+        f"Rate limit reached: {window.limit} {window.measure} per minute for this key "
+        f"({window.used} used). Try again in {math.ceil(window.reset_s)} s.",
+        "rate_limit_exceeded",
+        headers={
+            **headers,
+            **rate_headers([window]),
+            "Retry-After": str(math.ceil(window.reset_s)),
+        },
+    )
 
 
 def _over_budget(scope: SpendScope, refused: Overspent, now: datetime) -> ApiError:

@@ -45,6 +45,7 @@ from services.gateway.turns.replay import replay_turn, turn_events_kept
 from services.gateway.turns.request import TurnSpec, chat_request, turn_deadline
 from services.runtime.bus import Bus
 from services.runtime.catalog import Catalog, ModelEntry
+from services.runtime.semantic_tombstones import forget_semantic_entries
 
 __all__ = [
     "TitleWait",
@@ -420,4 +421,5 @@ async def delete_conversation(
         request_cancel(bus, conversation_id, conversation.active_turn_id)
     # Its events go too: the stream must not keep what the user deleted.
     await bus.js.purge_stream(TURNS_STREAM, subject=conversation_filter(conversation_id))
+    await forget_semantic_entries(bus.js, caller.tenant_id, conversation_id)
     await store.delete(caller.tenant_id, conversation_id)

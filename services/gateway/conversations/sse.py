@@ -88,7 +88,8 @@ def format_item(item: TurnItem) -> bytes:
                 "input_tokens": item.input_tokens,
                 "output_tokens": item.output_tokens,
                 "estimated": item.estimated,
-                "cached": item.from_cache,
+                "cached": item.from_cache or item.similarity is not None,
+                **({} if item.similarity is None else {"similarity": item.similarity}),
             },
             event_id,
         )

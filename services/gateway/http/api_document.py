@@ -117,6 +117,16 @@ ROUTE_ERRORS: dict[str, tuple[Errors, ...]] = {
     "POST /v1/jobs": (_GENERATION, _COMPLETION_BODY, {404: ("model_not_found",)}),
     "GET /v1/jobs/{job_id}": ({404: ("job_not_found",)},),
     "GET /v1/usage": ({400: ("invalid_value",)},),
+    "POST /v1/embeddings": (
+        {
+            400: ("context_length_exceeded", "unsupported_parameter", "invalid_request"),
+            404: ("model_not_found",),
+            429: ("rate_limit_exceeded", "budget_exceeded", "rate_limited"),
+            502: ("upstream_error",),
+            503: ("embedder_unavailable", "upstream_unavailable"),
+            504: ("timeout",),
+        },
+    ),
     "GET /healthz": (),
     "GET /readyz": (),
 }

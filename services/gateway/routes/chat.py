@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts import new_id
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.cache_control import unless_cached
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.sse import event_stream
 from services.gateway.openai.completions import (
@@ -29,9 +30,13 @@ async def chat_completions(
     caller: Authenticated,
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    cache_control: str | None = Header(default=None, max_length=256),
 ) -> Response:
     correlation_id = x_request_id or new_id()
-    prepared = to_chat_request(body, state.settings, state.catalog, caller, correlation_id)
+    prepared = unless_cached(
+        to_chat_request(body, state.settings, state.catalog, caller, correlation_id),
+        cache_control,
+    )
     events, headers = await launch_live(
         state,
         caller,

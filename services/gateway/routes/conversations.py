@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -32,6 +33,7 @@ from services.gateway.conversations.service import (
 )
 from services.gateway.conversations.titles import wants_title
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.cache_control import fresh_if_asked
 from services.gateway.http.errors import ApiError
 from services.gateway.http.sse import event_stream
 from services.gateway.openai.wire import openai_tool_call
@@ -150,6 +152,7 @@ async def send_message(
     caller: Authenticated,
     request_id: RequestId = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    cache_control: Annotated[str | None, Header(max_length=256)] = None,
 ) -> StreamingResponse:
     settings = state.settings
     _check_lengths(body, settings.max_message_chars)
@@ -167,6 +170,7 @@ async def send_message(
             correlation_id,
             turn_id,
         )
+        plan = replace(plan, request=fresh_if_asked(plan.request, cache_control))
         # Until the request is on the bus, the message and the reservation can be taken back.
         undo.push_async_callback(
             abandon_turn, state.conversations, caller.tenant_id, conversation_id, turn_id

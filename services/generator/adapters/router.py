@@ -55,4 +55,5 @@ def build_providers(
     return {
         name: _provider(entry, env, http, timeout_s, idle_s)
         for name, entry in catalog.models.items()
+        if entry.role != "embedding"  # the embedder's, not a chat provider
     }
