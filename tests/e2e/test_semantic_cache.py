@@ -232,3 +232,27 @@ async def test_paraphrase_set_hit_and_false_hit_rates_at_the_default_threshold(
     # The README's figures at 0.97: 18 of 24 paraphrases hit (75 %), 0 of 24 near misses.
     assert hit_rate >= 0.7
     assert false_hit_rate == 0
+
+
+async def test_messages_and_responses_are_answered_from_the_cache_unless_no_cache(
+    semantic_stack: Stack,
+) -> None:
+    stack = semantic_stack
+    question = "Which planet is closest to the sun?"
+    before = await entries_on_the_stream(stack)
+    assert not cached(await ask(stack.gateway_url, stack.api_key, question))
+    await stored(stack, before)
+    message = {"model": CHAT, "max_tokens": 16, "temperature": 0,
+               "messages": [{"role": "user", "content": question}]}  # fmt: skip
+    response = {"model": CHAT, "max_output_tokens": 16, "temperature": 0, "input": question,
+                "store": False}  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=stack.auth, timeout=120) as c:
+        for no_cache in (False, True):
+            headers = {"Cache-Control": "no-cache"} if no_cache else {}
+            got = await c.post("/v1/messages", json=message, headers=headers)
+            assert got.status_code == 200, got.text
+            # A hit costs no upstream tokens; no-cache goes to the model, which reads the prompt.
+            assert (got.json()["usage"]["input_tokens"] > 0) == no_cache
+            got = await c.post("/v1/responses", json=response, headers=headers)
+            assert got.status_code == 200, got.text
+            assert (got.json()["usage"]["input_tokens"] > 0) == no_cache

@@ -32,6 +32,7 @@ from services.gateway.turns.control import request_cancel
 from services.gateway.turns.items import TurnRef
 from services.gateway.turns.live import publish_request
 from services.gateway.turns.replay import ReplayedTurn, turn_events_kept
+from services.runtime.semantic_tombstones import forget_semantic_entries
 
 __all__ = [
     "BACKGROUND_ROUTE",
@@ -148,6 +149,8 @@ async def delete_response(state: GatewayState, caller: Caller, value: str) -> di
         await delete_conversation(state.conversations, state.bus, caller, conversation.id)
     else:
         await state.bus.js.purge_stream(TURNS_STREAM, subject=turn_filter(conversation.id, turn_id))
+        # Only a chain's first response can have been cached (one message, no history).
+        await forget_semantic_entries(state.bus.js, caller.tenant_id, conversation.id)
 
         def without_turn(current: Conversation) -> Conversation:
             return current.model_copy(

@@ -10,6 +10,7 @@ from contracts import ChatRequest, new_id, utc_now
 from services.gateway.admission.prompt_size import check_context
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
+from services.gateway.http.cache_control import unless_cached
 from services.gateway.responses.ids import response_id
 from services.gateway.responses.lifecycle import detached, queue_in_background
 from services.gateway.responses.relay import ResponseHead
@@ -47,7 +48,11 @@ class ResponsePlan:
 
 
 async def plan_response(
-    state: GatewayState, caller: Caller, body: ResponseRequest, correlation_id: str
+    state: GatewayState,
+    caller: Caller,
+    body: ResponseRequest,
+    correlation_id: str,
+    cache_control: str | None = None,
 ) -> ResponsePlan:
     """Everything that can be refused is refused here, before anything is claimed or stored."""
     entry = chat_model(state.catalog, body.model)
@@ -103,7 +108,9 @@ async def plan_response(
             # again, unseen, for a structured answer that fails its check.
             buffered=not body.stream,
         )
-        return PreparedTurn(chat_request(spec, entry, caller, settings, now))
+        return unless_cached(
+            PreparedTurn(chat_request(spec, entry, caller, settings, now)), cache_control
+        )
 
     claimed = ClaimedTurn(
         conversation_id=conversation_id,

@@ -20,6 +20,7 @@ from services.gateway.anthropic.messages import collect_message, stream_message
 from services.gateway.anthropic.schema import MessagesRequest
 from services.gateway.anthropic.translate import to_chat_completion
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.cache_control import unless_cached
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.sse import event_stream
 from services.gateway.openai.completions import to_chat_request
@@ -39,10 +40,12 @@ async def create_message(
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
     # Every version's request shape is the one above; the header is taken, not checked.
     anthropic_version: str | None = Header(default=None, alias="anthropic-version"),
+    cache_control: str | None = Header(default=None, max_length=256),
 ) -> Response:
     chat = to_chat_completion(body)
-    prepared = to_chat_request(
-        chat, state.settings, state.catalog, caller, x_request_id or new_id()
+    prepared = unless_cached(
+        to_chat_request(chat, state.settings, state.catalog, caller, x_request_id or new_id()),
+        cache_control,
     )
     events, headers = await launch_live(
         state, caller, prepared, "messages", idempotency_key, body.model_dump_json().encode()

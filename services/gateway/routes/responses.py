@@ -32,8 +32,9 @@ async def create_response(
     caller: Authenticated,
     x_request_id: str | None = Header(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    cache_control: str | None = Header(default=None, max_length=256),
 ) -> Response:
-    plan = await plan_response(state, caller, body, x_request_id or new_id())
+    plan = await plan_response(state, caller, body, x_request_id or new_id(), cache_control)
     launched = await launch_response(state, caller, body, plan, idempotency_key)
     head, events, headers = launched.head, launched.events, launched.headers
     keeper = AnswerKeeper(state.bus, state.conversations) if plan.stored else None
