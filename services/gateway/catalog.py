@@ -17,15 +17,25 @@ __all__ = [
 
 def chat_model(catalog: Catalog, name: str) -> ModelEntry:
     """The catalog entry for a model clients may chat with, or 404 model_not_found."""
+    return _model_for(
+        catalog, name, "chat", "is an embedding model: use it with POST /v1/embeddings"
+    )
+
+
+def _model_for(catalog: Catalog, name: str, role: str, is_instead: str) -> ModelEntry:
+    """The entry of `name` serving `role`; 400 saying what it `is` instead, 404 for none.
+
+    (A utility model is not the clients' to call: it is as unknown to them as no model.)
+    """
     entry = catalog.get(name)
-    if entry is not None and entry.role == "embedding":
+    if entry is not None and entry.role != role and "embedding" in (role, entry.role):
         raise ApiError(
             400,
-            f"The model '{name}' is an embedding model: use it with POST /v1/embeddings.",
+            f"The model '{name}' {is_instead}.",
             "invalid_value",
             "model",
         )
-    if entry is None or entry.role != "chat":
+    if entry is None or entry.role != role:
         raise ApiError(
             404,
             f"The model '{name}' does not exist; GET /v1/models lists the models.",
@@ -56,19 +66,6 @@ def deadline_s(entry: ModelEntry, settings: GatewaySettings) -> float:
 
 def embedding_model(catalog: Catalog, name: str) -> ModelEntry:
     """The catalog entry of an embedding model; 400 for a chat model, 404 for no model."""
-    entry = catalog.get(name)
-    if entry is not None and entry.role != "embedding":
-        raise ApiError(
-            400,
-            f"The model '{name}' is not an embedding model; it serves chat, not embeddings.",
-            "invalid_value",
-            "model",
-        )
-    if entry is None:
-        raise ApiError(
-            404,
-            f"The model '{name}' does not exist; GET /v1/models lists the models.",
-            "model_not_found",
-            "model",
-        )
-    return entry
+    return _model_for(
+        catalog, name, "embedding", "is not an embedding model; it serves chat, not embeddings"
+    )

@@ -136,9 +136,7 @@ class MessageStream:
             block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
             out += self._event("content_block_start", content_block=block)
             delta = {"type": "input_json_delta", "partial_json": json.dumps(_tool_input(call))}
-            out += self._event("content_block_delta", index=self._blocks, delta=delta)
-            out += self._event("content_block_stop", index=self._blocks)
-            self._blocks += 1
+            out += self._event("content_block_delta", delta=delta) + self._stop()
         reason = {"stop_reason": stop_reason(finish), "stop_sequence": None}
         out += json_frame(
             {"type": "message_delta", "delta": reason, "usage": _usage(usage)}, "message_delta"
@@ -153,15 +151,17 @@ class MessageStream:
         if not self._text_open:
             return b""
         self._text_open = False
-        stop = self._event("content_block_stop", index=self._blocks)
-        self._blocks += 1
-        return stop
+        return self._stop()
 
     def _close_live(self) -> bytes:
         if not self._live_open:
             return b""
         self._live_open = False
-        stop = self._event("content_block_stop", index=self._blocks)
+        return self._stop()
+
+    def _stop(self) -> bytes:
+        """Close the open block; the next one takes the next index."""
+        stop = self._event("content_block_stop")
         self._blocks += 1
         return stop
 
