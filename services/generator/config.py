@@ -38,6 +38,15 @@ class GeneratorSettings(WorkerSettings):
             "many times, with the validator's message as feedback; 0: never"
         ),
     )
+    coalesce_window_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=10,
+        description=(
+            "Longest a token waits for the previous delta's ack before it is published "
+            "with the tokens that came meanwhile, as one delta; 0: one delta per chunk"
+        ),
+    )
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")
     ack_wait_s: float = Field(default=3.0, gt=0)
     max_deliver: int = Field(default=3, ge=1)

@@ -96,6 +96,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             cancels,
             StreamTurnHistory(bus.js),
             structured_retries=settings.structured_retries,
+            coalesce_window_s=settings.coalesce_window_ms / 1000,
         ),
     )
     running = asyncio.create_task(worker.run())
