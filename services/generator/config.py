@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -36,6 +38,13 @@ class GeneratorSettings(WorkerSettings):
         description=(
             "A non-streamed answer that fails its response_format is asked again this "
             "many times, with the validator's message as feedback; 0: never"
+        ),
+    )
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description=(
+            "How the provider SDKs reach upstreams: aiohttp (the SDKs' DefaultAioHttpClient) "
+            "or httpx2's own transport"
         ),
     )
     coalesce_window_ms: float = Field(
