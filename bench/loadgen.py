@@ -287,10 +287,17 @@ async def run_streams(
     kind: Kind = "text",
     timeout_s: float = 120,
     on_done: Callable[[], object] | None = None,
+    ramp_s: float = 0.0,
 ) -> list[StreamResult]:
-    """Start `concurrency` streams at once and wait for all of them (each within `timeout_s`)."""
+    """Start `concurrency` streams and wait for all of them (each within `timeout_s`).
 
-    async def bounded(stream: Coroutine[Any, Any, StreamResult]) -> StreamResult:
+    All at once, or with `ramp_s` their starts spread evenly over that many seconds
+    (a steady arrival rate instead of a burst); each stream's times count from its start.
+    """
+
+    async def bounded(stream: Coroutine[Any, Any, StreamResult], n: int = 0) -> StreamResult:
+        if ramp_s:
+            await asyncio.sleep(ramp_s * n / concurrency)
         try:
             result = await asyncio.wait_for(stream, timeout_s)
         except TimeoutError:
@@ -304,7 +311,7 @@ async def run_streams(
         streams = [
             _one_raw(base_url, model, tokens, f"{tag}n{n}", kind) for n in range(concurrency)
         ]
-        return list(await asyncio.gather(*map(bounded, streams)))
+        return list(await asyncio.gather(*map(bounded, streams, range(concurrency))))
     limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency)
     auth = {"Authorization": f"Bearer {API_KEY}"}
     async with httpx.AsyncClient(limits=limits, timeout=timeout_s, headers=auth) as pool:
@@ -312,7 +319,7 @@ async def run_streams(
             _one_httpx(pool, base_url, model, tokens, f"{tag}n{n}", kind)
             for n in range(concurrency)
         ]
-        return list(await asyncio.gather(*map(bounded, streams)))
+        return list(await asyncio.gather(*map(bounded, streams, range(concurrency))))
 
 
 async def _leave_after(base_url: str, body: bytes, after_tokens: int) -> float:

@@ -56,6 +56,7 @@ async def measure_level(
     client: Client = "raw",
     batches: int = 1,
     kind: Kind = "text",
+    ramp_s: float = 0.0,
 ) -> dict[str, Any]:
     """Run `batches` rounds of `concurrency` streams through `route`, each round started at once.
 
@@ -83,6 +84,7 @@ async def measure_level(
                 client=client,
                 kind=kind,
                 on_done=bar.update,
+                ramp_s=ramp_s,
             )
     wall = time.perf_counter() - wall_start
     client_cpu = self_cpu_s() - client_before
@@ -112,6 +114,8 @@ async def measure_level(
         "route": route.name,
         "concurrency": concurrency,
         "kind": kind,
+        "ramp_s": ramp_s,
+        "tokens_per_s": round(relayed / wall, 1) if wall else None,
         "streams": total,
         "streams_ok": len(ok),
         "in_order": all(r.in_order for r in ok),

@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from bench.costmodel import measure_cost_model
 from bench.loadgen import Client, Kind
 from bench.machine import describe
 from bench.measure import idle_rss, measure_cancellation, measure_level
@@ -50,6 +51,12 @@ class Mode:
     tools_level: int = 50
     tools_rounds: int = 3
     tools_batches: int = 2
+    # Ramped arrival: that many streams whose starts spread over one answer's length.
+    ramp_levels: tuple[int, ...] = (200,)
+    # The one-stream cost model (bench.costmodel): answer lengths, runs of each.
+    cost_lengths: tuple[int, ...] = (1, 20, 80)
+    cost_repeats: int = 5
+    idle_s: float = 10.0
 
 
 MODES = {
@@ -66,6 +73,8 @@ MODES = {
         tools_level=200,
         tools_rounds=5,
         tools_batches=1,
+        ramp_levels=(200, 500),
+        cost_repeats=8,
     ),
 }
 
@@ -117,6 +126,8 @@ async def run(
         "levels": [],
         "cancellation": [],
         "tool_calls": [],
+        "ramped": [],
+        "cost_model": [],
         "skipped": {},
         "commands": {},
     }
@@ -157,6 +168,21 @@ async def run(
             repeats = mode.single_repeats if level == 1 else 1
             row = await measure_level(route, sim, level, mode.tokens, client, repeats)
             result["levels"].append({**row, "round": n})
+        # One answer's length: the starts of a ramped level spread over it.
+        answer_s = (mode.ttft_ms + mode.tokens * mode.itl_ms) / 1000
+        ramp_steps = [
+            (n, level, routes[(i + n) % len(routes)])
+            for n in range(mode.rounds)
+            for level in mode.ramp_levels
+            for i in range(len(routes))
+        ]
+        for n, level, route in tqdm(ramp_steps, desc="ramped arrivals", unit="run"):
+            row = await measure_level(route, sim, level, mode.tokens, client, ramp_s=answer_s)
+            result["ramped"].append({**row, "round": n})
+        for route in tqdm([r for r in routes if r.name != "direct"], desc="cost model"):
+            result["cost_model"].append(
+                await measure_cost_model(route, mode.cost_lengths, mode.cost_repeats, mode.idle_s)
+            )
         for route in tqdm(routes, desc="cancellation", unit="route"):
             result["cancellation"].append(
                 await measure_cancellation(

@@ -155,25 +155,29 @@ def running_simulator(ttft_ms: float, itl_ms: float, tokens: int, work: Path) ->
         yield Route("direct", url, root_pid=process.pid, argv=tuple(argv))
 
 
-def tokenbus_argv(port: int, sim: Route, work: Path) -> list[str]:
-    """The `tokenbus up` command line for a gateway on `port` in front of the simulator."""
+def tokenbus_argv(port: int, sim: Route, work: Path, generators: int | None = None) -> list[str]:
+    """The `tokenbus up` command line for a gateway on `port` in front of the simulator.
+
+    `generators` None: as many as `tokenbus up` chooses for this machine (its default).
+    """
     script = Path(sys.executable).with_name("tokenbus")
     launcher = [str(script)] if script.exists() else [sys.executable, "-m", "services.cli.main"]
+    count = [] if generators is None else ["--generators", str(generators)]
     return [
         *launcher, "up", "--port", str(port), "--nats-port", "0",
         *("--state-dir", str(work / "tokenbus")),
-        *("--upstream-url", f"{sim.base_url}/v1", "--model", "sim"),
+        *("--upstream-url", f"{sim.base_url}/v1", "--model", "sim"), *count,
     ]  # fmt: skip
 
 
 @contextlib.contextmanager
-def running_tokenbus(sim: Route, work: Path) -> Iterator[Route]:
+def running_tokenbus(sim: Route, work: Path, generators: int | None = None) -> Iterator[Route]:
     """`tokenbus up` routing the model 'sim' to the simulator; SIGTERM stops its children."""
     # A fresh JetStream store each run: streams left by earlier runs would skew this one.
     shutil.rmtree(work / "tokenbus", ignore_errors=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = tokenbus_argv(port, sim, work)
+    argv = tokenbus_argv(port, sim, work, generators)
     with _process(argv, f"{url}/readyz", work / "tokenbus.log") as process:
         yield Route("tokenbus", url, root_pid=process.pid, argv=tuple(argv))
 

@@ -145,8 +145,9 @@ def _latency_table(rows: list[Row]) -> list[str]:
     lines = [
         "", "## Latency added over direct, and cost", "",
         "| route | concurrent | streams ok | in order | TTFT p50 / p99 | added TTFT p50 / p99 "
-        "| added gap p50 / p99 | relay CPU s / 1k tokens | front KB / stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| added gap p50 / p99 | tokens/s (÷ direct) | relay CPU s / 1k tokens "
+        "| front KB / stream | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in rows:
         route, level = r["route"], r["concurrency"]
@@ -164,8 +165,8 @@ def _latency_table(rows: list[Row]) -> list[str]:
         lines.append(
             f"| {route} | {level} | {r['streams_ok']}/{r.get('streams', level)} | {r['in_order']} "
             f"| {ttft} | {added_ttft} "
-            f"| {added_gap} | {_f(r['cpu_s_per_1k_tokens'])} | {_f(r['front_kb_per_stream'])} "
-            f"| {r['errors'] or '-'} |"
+            f"| {added_gap} | {_throughput(rows, r)} | {_f(r['cpu_s_per_1k_tokens'])} "
+            f"| {_f(r['front_kb_per_stream'])} | {r['errors'] or '-'} |"
         )
     lines += [
         "",
@@ -176,6 +177,80 @@ def _latency_table(rows: list[Row]) -> list[str]:
         "reset before the level) of the gateway (the LiteLLM tree) minus its RSS after warm-up,",
         "divided by the concurrent streams; from the first round, whose levels rise.",
     ]
+    return lines
+
+
+def _throughput(rows: list[Row], r: Row) -> str:
+    """Tokens per second the clients got over the level's wall time, and its share of direct."""
+    mine = r.get("tokens_per_s")
+    if mine is None:
+        return "-"
+    base = _find(rows, "direct", r["concurrency"])
+    if r["route"] == "direct" or base is None or not base.get("tokens_per_s"):
+        return _f(mine)
+    return f"{_f(mine)} ({mine / base['tokens_per_s']:.0%})"
+
+
+def _ramped_table(run: dict[str, Any]) -> list[str]:
+    if not run.get("ramped"):
+        return []
+    rows = combine(run["ramped"])
+    ramp = rows[0].get("ramp_s", 0)
+    lines = [
+        "", "## Ramped arrivals: starts spread over one answer's length", "",
+        f"The streams of a level start evenly over {_f(ramp)} s (one answer: first token plus",
+        "every token's gap), a steady arrival rate rather than one burst.",
+        "",
+        "| route | streams | streams ok | in order | TTFT p50 / p99 | added TTFT p50 / p99 "
+        "| added gap p50 / p99 | tokens/s | relay CPU s / 1k tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        route, level = r["route"], r["concurrency"]
+        if route == "direct":
+            added_ttft, added_gap = "(baseline)", "-"
+        else:
+            added_ttft = " / ".join(
+                _f(_added(rows, route, level, k)) for k in ("ttft_p50_ms", "ttft_p99_ms")
+            )
+            added_gap = " / ".join(
+                _f(_added(rows, route, level, k)) for k in ("gap_p50_ms", "gap_p99_ms")
+            )
+        lines.append(
+            f"| {route} | {level} | {r['streams_ok']}/{r.get('streams', level)} | {r['in_order']} "
+            f"| {_f(r['ttft_p50_ms'])} / {_f(r['ttft_p99_ms'])} | {added_ttft} | {added_gap} "
+            f"| {_f(r.get('tokens_per_s'))} | {_f(r['cpu_s_per_1k_tokens'])} |"
+        )
+    return lines
+
+
+def _cost_model_table(run: dict[str, Any]) -> list[str]:
+    if not run.get("cost_model"):
+        return []
+    lines = [
+        "", "## One stream's cost model, and idle CPU", "",
+        "One stream at a time, answers of several lengths; each stream's relay CPU, less the",
+        "relay's idle rate over its wall time, fitted by least squares to fixed + per chunk",
+        "x chunks (bench/costmodel.py). Idle: every process of the route over a quiet",
+        "interval, /proc ticks of 10 ms (so +-1 ms/s over 10 s).",
+        "",
+        "| route | lengths x runs | CPU fixed per request (ms) | CPU per chunk (ms) "
+        "| of which, per process (fixed / per chunk) | idle CPU, whole stack (ms/s) "
+        "| TTFT p50 (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for c in run["cost_model"]:
+        parts = ", ".join(
+            f"{label} {_f(v['fixed_ms'])} / {_f(v['per_chunk_ms'])}"
+            for label, v in sorted(c["per_process"].items())
+            if gateway_side(c["route"], label)
+        )
+        idle = ", ".join(f"{k} {_f(v)}" for k, v in sorted(c["idle_ms_per_s"].items()) if v)
+        lines.append(
+            f"| {c['route']} | {'/'.join(map(str, c['lengths']))} x {c['repeats']} "
+            f"| {_f(c['fixed_ms'])} | {_f(c['per_chunk_ms'])} | {parts} "
+            f"| {_f(c['idle_ms_per_s_total'])} ({idle or 'none'}) | {_f(c['ttft_p50_ms'])} |"
+        )
     return lines
 
 
@@ -352,7 +427,8 @@ def write_report(run: dict[str, Any], results_dir: Path, report: Path, json_name
     rows = combine(run["levels"])
     plots = _plots(rows, results_dir)
     link = Path(os.path.relpath(results_dir, report.parent))
-    lines = _header(run, json_name) + _latency_table(rows) + _process_table(rows)
+    lines = _header(run, json_name) + _latency_table(rows) + _ramped_table(run)
+    lines += _cost_model_table(run) + _process_table(rows)
     lines += _bottleneck_table(run, rows) + _cancel_table(run) + _tools_table(run)
     lines += ["", "## Plots", "", *(f"![{name}]({link / name})" for name in plots)]
     if run.get("notes", "").strip():

@@ -41,7 +41,15 @@ class TurnEventBase(BusMessage):
 
 
 class TurnDelta(TurnEventBase):
-    """A chunk of assistant text, in order, and/or pieces of the tool calls the model makes."""
+    """A chunk of assistant text, in order, and/or pieces of the tool calls the model makes.
+
+    One delta may hold several of the provider's chunks: while the previous delta is
+    not yet acknowledged by the bus (at most a few milliseconds), the generator
+    gathers what arrives and sends it as one. `text` is then their text joined,
+    `tool_calls` their pieces in order, `logprobs` one entry per token in order. A
+    delta holds text or tool-call pieces, never text after a piece. A reader must
+    not assume one token per delta; `seq` still counts events, one by one.
+    """
 
     type: Literal["turn.delta"] = "turn.delta"
     text: str

@@ -93,6 +93,9 @@ def stack(options: UpOptions) -> Stack:
         ChildSpec(
             "nats",
             nats_server.command(),
+            # One Go scheduler thread: a message then wakes no second thread (futex
+            # handoffs were most of the server's CPU per token: bench/NOTES.md).
+            env={"GOMAXPROCS": os.environ.get("GOMAXPROCS", "1")},
             ready=lambda: _tcp_ok(options.host, nats_server.port),
         )
     ]

@@ -56,7 +56,7 @@ from services.runtime.bus import connect
 from services.runtime.catalog import Catalog, load_catalog
 from services.runtime.consumer_lag import watch_consumer_lag
 from services.runtime.images import ObjectStoreImages
-from services.runtime.keys import KeyStore
+from services.runtime.keys import WatchedKeyStore
 from services.runtime.startup import catalog_or_exit, start_service
 from services.runtime.topology import ensure_streams
 from services.runtime.worker import JetStreamWorker, WorkerConfig
@@ -113,7 +113,8 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
         queue.start()
         webhooks = WebhookPolicy(settings.webhook_networks)
         background_jobs = await BackgroundJobs.start(bus, webhooks)
-        keys = KeyStore(await bus.js.key_value(KEYS_BUCKET))
+        keys = WatchedKeyStore(await bus.js.key_value(KEYS_BUCKET))
+        await keys.start()
         app.state.gateway = GatewayState(
             settings=settings,
             catalog=catalog,
@@ -136,6 +137,7 @@ def create_app(settings: GatewaySettings, catalog: Catalog, drain: Drain | None 
             lag.cancel()
             await _bounded("background jobs", background_jobs.stop())
             await _bounded("queue monitor", queue.stop())
+            await _bounded("key watch", keys.stop())
             # What the recorder holds past this is handed back to another replica.
             recorder.stop(grace_s=_SHUTDOWN_STEP_S)
             await _bounded("recorder", recording)

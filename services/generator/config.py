@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -46,6 +48,22 @@ class GeneratorSettings(WorkerSettings):
         description=(
             "A non-streamed answer that fails its response_format is asked again this "
             "many times, with the validator's message as feedback; 0: never"
+        ),
+    )
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description=(
+            "How the provider SDKs reach upstreams: aiohttp (the SDKs' DefaultAioHttpClient) "
+            "or httpx2's own transport"
+        ),
+    )
+    coalesce_window_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=10,
+        description=(
+            "Longest a token waits for the previous delta's ack before it is published "
+            "with the tokens that came meanwhile, as one delta; 0: one delta per chunk"
         ),
     )
     max_in_flight: int = Field(default=256, ge=1, description="Turns one replica works on at once")

@@ -26,6 +26,7 @@ def chat_request_handler(
     cancels: CancelRegistry,
     history: TurnHistory | None = None,
     structured_retries: int = 1,
+    coalesce_window_s: float = 0.0,
 ) -> Handler[ChatRequest]:
     async def handle(request: ChatRequest, delivery: Delivery) -> None:
         if (live := cancels.task_of(request.turn_id)) is not None:
@@ -44,6 +45,7 @@ def chat_request_handler(
                 was_cancelled=lambda: cancels.is_cancelled(request.turn_id),
                 history=history,
                 structured_retries=structured_retries,
+                coalesce_window_s=coalesce_window_s,
             )
 
     return handle

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import httpx2
+from openai import DefaultAioHttpClient
 
 from contracts import ChatRequest
 from contracts.subjects import (
@@ -52,13 +54,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
     await ensure_streams(bus.js)
     metrics = await MetricsServer.start(settings.metrics_host, settings.metrics_port)
     lag = asyncio.create_task(watch_consumer_lag(bus.js, [(REQUESTS_STREAM, DURABLE)]))
-    http_client = httpx2.AsyncClient(
-        limits=httpx2.Limits(
-            max_connections=settings.max_in_flight,
-            max_keepalive_connections=settings.max_in_flight,
-        ),
-        timeout=httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
-    )
+    http_client = upstream_http_client(settings)
     resilient = ResilientProvider(
         build_providers(
             catalog,
@@ -117,6 +113,7 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
             cancels,
             StreamTurnHistory(bus.js),
             structured_retries=settings.structured_retries,
+            coalesce_window_s=settings.coalesce_window_ms / 1000,
         ),
     )
     running = asyncio.create_task(worker.run())
@@ -134,6 +131,26 @@ async def serve(settings: GeneratorSettings, catalog: Catalog, stop: asyncio.Eve
         await metrics.stop()
         await http_client.aclose()
         await bus.close()
+
+
+def upstream_http_client(settings: GeneratorSettings) -> httpx2.AsyncClient:
+    """The HTTP client both SDKs send through: httpx2's own transport, or aiohttp's.
+
+    aiohttp is the transport the openai and anthropic SDKs document for higher
+    concurrency (`DefaultAioHttpClient`): its C parser replaces httpcore2 and h11,
+    which were most of the generator's work per chunk read (bench/NOTES.md).
+    """
+    options: dict[str, Any] = {
+        "limits": httpx2.Limits(
+            max_connections=settings.max_in_flight,
+            max_keepalive_connections=settings.max_in_flight,
+        ),
+        "timeout": httpx2.Timeout(settings.upstream_timeout_s, connect=5.0),
+        "follow_redirects": False,
+    }
+    if settings.http_transport == "aiohttp":
+        return DefaultAioHttpClient(**options)
+    return httpx2.AsyncClient(**options)
 
 
 def _catalog_with_keys(settings: GeneratorSettings) -> Catalog:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,8 +64,12 @@ TurnEventOut = TurnDelta | TurnUsage | TurnCompleted | TurnFailed
 
 
 class EventSink(Protocol):
-    async def emit(self, request: ChatRequest, event: TurnEventOut) -> None:
-        """Send one event toward the client; delivery order follows call order."""
+    async def emit(self, request: ChatRequest, event: TurnEventOut) -> Awaitable[object] | None:
+        """Send one event toward the client; delivery order follows call order.
+
+        May return before the bus has the event, with an awaitable that completes
+        when it does: deltas published meanwhile are coalesced. None: nothing to wait for.
+        """
         ...
 
     async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:

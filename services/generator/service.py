@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from contracts import (
     ChatRequest,
@@ -17,6 +18,7 @@ from contracts import (
     TurnUsage,
     utc_now,
 )
+from services.generator.coalesce import DeltaCoalescer
 from services.generator.errors import ProviderError
 from services.generator.lost_attempts import earlier_events, meter_lost_attempts, turn_ended
 from services.generator.metrics import STRUCTURED_OUTPUTS
@@ -39,8 +41,13 @@ async def generate_turn(
     now: datetime | None = None,
     history: TurnHistory | None = None,
     structured_retries: int = 1,
+    coalesce_window_s: float = 0.0,
 ) -> None:
     """Produce one attempt of a turn; always ends with TurnCompleted or TurnFailed.
+
+    Chunks that arrive while the previous delta is unacknowledged (at most
+    `coalesce_window_s`) travel as one delta (services.generator.coalesce); the
+    first token, and every token of a stream slower than the bus, goes out alone.
 
     An answer with a response_format is checked when it ends (see
     services.generator.structured): a buffered one that fails is asked again up to
@@ -53,7 +60,7 @@ async def generate_turn(
     """
     seq = itertools.count(1)
 
-    def envelope() -> dict[str, object]:
+    def envelope() -> dict[str, Any]:
         return {
             "correlation_id": request.correlation_id,
             "conversation_id": request.conversation_id,
@@ -95,11 +102,13 @@ async def generate_turn(
             request, earlier, attempt, sink, _estimated_prompt_tokens(request)
         )
 
-    async def publish(chunk: TextChunk) -> None:
+    async def publish(chunk: TextChunk) -> Awaitable[object] | None:
+        # Validated, not model_construct: that calls the default factories in Python
+        # and measured 88 µs a delta here against 11 µs for the validated build.
         delta = TurnDelta(
             **envelope(), text=chunk.text, tool_calls=chunk.tool_calls, logprobs=chunk.logprobs
         )
-        await sink.emit(request, delta)
+        return await sink.emit(request, delta)
 
     response_format = request.params.response_format
     # Nobody watches a buffered structured answer arrive: it is held until it passed
@@ -110,7 +119,9 @@ async def generate_turn(
     error: str | None = None
     while True:
         left = remaining if not calls else _seconds_left(request, utc_now())
-        call = await _call(ask, provider, left, None if hold else publish, was_cancelled)
+        call = await _call(
+            ask, provider, left, None if hold else publish, was_cancelled, coalesce_window_s
+        )
         calls.append(call)
         error = _check(request, call)
         if error is None or not _may_retry(request, call, len(calls) - 1, structured_retries):
@@ -186,11 +197,13 @@ async def _call(
     request: ChatRequest,
     provider: ModelProvider,
     remaining: float | None,
-    publish: Callable[[TextChunk], Awaitable[None]] | None,
+    publish: Callable[[TextChunk], Awaitable[Awaitable[object] | None]] | None,
     was_cancelled: Callable[[], bool],
+    coalesce_window_s: float = 0.0,
 ) -> _Call:
     """Stream one answer; its chunks are published as they come, or held when `publish` is None."""
     call = _Call(request)
+    out = None if publish is None else DeltaCoalescer(publish, coalesce_window_s)
     try:
         async with asyncio.timeout(remaining):
             async for item in provider.stream(request):
@@ -200,10 +213,10 @@ async def _call(
                         call.prompt = item
                     call.parts.append(item.text)
                     call.called_tools = call.called_tools or bool(item.tool_calls)
-                    if publish is None:
+                    if out is None:
                         call.held.append(item)
                     else:
-                        await publish(item)
+                        await out.add(item)
                 else:
                     call.end = item
     except ProviderError as exc:
@@ -221,13 +234,30 @@ async def _call(
         call.failure = ProviderError("upstream_error", "The model failed.")
     except asyncio.CancelledError:
         if not was_cancelled():
+            if out is not None:
+                out.abandon()  # a shutdown: the redelivered turn starts over
             raise
         # The client's cancel, not a shutdown: swallow it and finish the turn cleanly.
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
         call.cancelled = True
+    if out is not None:
+        await _drained(request, call, out)
     return call
+
+
+async def _drained(request: ChatRequest, call: _Call, out: DeltaCoalescer) -> None:
+    """What still waits to be published goes out now, before the turn's usage and end."""
+    try:
+        await out.drain()
+    except Exception as exc:
+        log.error(
+            "publishing the last deltas failed",
+            extra={"turn_id": request.turn_id, "error_type": type(exc).__name__},
+        )
+        if call.failure is None:
+            call.failure = ProviderError("upstream_error", "The model failed.")
 
 
 def _checked(request: ChatRequest, call: _Call) -> bool:

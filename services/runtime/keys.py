@@ -8,7 +8,10 @@ Layout of the TOKENBUS_KEYS bucket:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,7 +21,9 @@ from nats.js.kv import KeyValue
 
 from contracts import ApiKeyRecord, Limits, TenantRecord, new_id, utc_now
 
-__all__ = ["KEY_PREFIX", "IssuedKey", "KeyStore", "digest", "looks_like_a_key"]
+__all__ = ["KEY_PREFIX", "IssuedKey", "KeyStore", "WatchedKeyStore", "digest", "looks_like_a_key"]
+
+log = logging.getLogger("tokenbus.keys")
 
 KEY_PREFIX = "tb_"
 # Issued keys are tb_ + 43 url-safe characters (32 random bytes); an imported dev key
@@ -132,3 +137,71 @@ class KeyStore:
         record = TenantRecord(tenant_id=tenant_id, limits=limits)
         await self._kv.put(f"tenant.{tenant_id}", record.model_dump_json().encode())
         return record
+
+
+class WatchedKeyStore(KeyStore):
+    """A KeyStore whose lookups are answered from a copy the bucket's watch keeps current.
+
+    Every request looked its key and its tenant up in KV: two bus round trips per
+    request. The watch delivers each change within milliseconds (a revocation too);
+    a key not in the copy is still read from KV (one made a moment ago), and until
+    the copy is complete, or if its watch fails, every lookup reads KV as before.
+    """
+
+    def __init__(self, kv: KeyValue) -> None:
+        super().__init__(kv)
+        self._keys: dict[str, ApiKeyRecord] = {}
+        self._tenants: dict[str, TenantRecord] = {}
+        self._synced = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _record(self, key_digest: str) -> ApiKeyRecord | None:
+        if self._synced and (record := self._keys.get(key_digest)) is not None:
+            return record
+        return await super()._record(key_digest)
+
+    async def tenant(self, tenant_id: str) -> TenantRecord:
+        if self._synced:
+            return self._tenants.get(tenant_id) or TenantRecord(tenant_id=tenant_id)
+        return await super().tenant(tenant_id)
+
+    async def _watch(self) -> None:
+        try:
+            watcher = await self._kv.watchall()
+            try:
+                async for entry in watcher:
+                    if entry is None:  # all that is stored now has been seen
+                        self._synced = True
+                        continue
+                    self._apply(entry.key, entry.value)
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("key watch stopped", extra={"error_type": type(exc).__name__})
+        finally:
+            self._synced = False
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        kind, _, name = key.partition(".")
+        if kind == "key":
+            if value:
+                self._keys[name] = ApiKeyRecord.model_validate_json(value)
+            else:
+                self._keys.pop(name, None)
+        elif kind == "tenant":
+            if value:
+                self._tenants[name] = TenantRecord.model_validate_json(value)
+            else:
+                self._tenants.pop(name, None)

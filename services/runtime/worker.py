@@ -44,6 +44,12 @@ T = TypeVar("T")
 
 _PAYLOAD_KEEP = 4096
 _MAX_BATCH = 256
+# An idle worker's pull waits this long: each pull is a request the server handles,
+# and a pull a second per worker was most of the idle stack's CPU. stop() does not
+# wait for it (the pull is cancelled); the server drops it when it expires. 30 s was
+# tried: test_an_open_breaker_fails_over_to_the_fallback_without_trying_the_upstream
+# then got a 504 (not understood yet); 5 s passes it and keeps most of the saving.
+_IDLE_PULL_S = 5.0
 
 
 class Poison(Exception):
@@ -101,6 +107,7 @@ class JetStreamWorker(Generic[T]):
         self._capacity = asyncio.Event()
         self._stopping = asyncio.Event()
         self._grace_s: float | None = None
+        self._pulling: asyncio.Task[list[Msg]] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -142,11 +149,19 @@ class JetStreamWorker(Generic[T]):
                 # for a second. So: one message while idle (returned the moment it
                 # arrives), then, while busy, whatever is already queued, at once.
                 batch = min(free, _MAX_BATCH) if busy else 1
+                pull = self._pulling = asyncio.create_task(
+                    sub.fetch(batch=batch, timeout=1.0 if busy else _IDLE_PULL_S)
+                )
                 try:
-                    msgs = await sub.fetch(batch=batch, timeout=1.0)
+                    msgs = await pull
                 except (FetchTimeoutError, TimeoutError):
                     busy = False
                     continue
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if not pull.cancelled() or (task is not None and task.cancelling()):
+                        raise  # this loop itself is cancelled, not only its pull
+                    break
                 except Exception as exc:
                     log.warning("fetch failed", extra={"error_type": type(exc).__name__})
                     await asyncio.sleep(0.5)
@@ -171,6 +186,8 @@ class JetStreamWorker(Generic[T]):
         self._grace_s = grace_s
         self._stopping.set()
         self._capacity.set()
+        if self._pulling is not None and not self._pulling.done():
+            self._pulling.cancel()
 
     def _spawn(self, msg: Msg) -> None:
         task = asyncio.create_task(self._process(msg))

@@ -1,8 +1,9 @@
 """Refusing new work while the generators are far behind, instead of queueing it to time out.
 
-Each gateway replica looks at the generator consumer once a second: how many
-requests wait, and how long the oldest has waited. Per-request checks would
-cost a bus round trip on the hot path.
+Each gateway replica looks at the generator consumer once a second while it
+gets requests: how many requests wait, and how long the oldest has waited.
+Per-request checks would cost a bus round trip on the hot path; polling while
+no request comes would cost the idle stack a round trip a second for nothing.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ class QueueMonitor:
         self.waiting = 0
         self.oldest_age_s = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._asked = asyncio.Event()
 
     def check(self) -> None:
         """Raise 503 with Retry-After while the oldest waiting request is too old."""
+        self._asked.set()
         if self.oldest_age_s > self._max_age_s:
             raise ApiError(
                 503,
@@ -60,6 +63,10 @@ class QueueMonitor:
             except Exception as exc:  # keep the last reading; the bus may be reconnecting
                 log.debug("queue check failed", extra={"error_type": type(exc).__name__})
             await asyncio.sleep(self._interval_s)
+            if self.waiting == 0 and not self._asked.is_set():
+                # Nothing waited and nobody asked since: sleep until a request comes.
+                await self._asked.wait()
+            self._asked.clear()
 
     async def refresh(self) -> None:
         js = self._bus.js

@@ -61,6 +61,10 @@ class TurnEvents:
     def turn(self) -> TurnRef:
         return TurnRef.of(self._request)
 
+    def buffered(self) -> int:
+        """Events already here, not yet read: the next ones come without a wait."""
+        return len(self._queue)
+
     def close(self) -> None:
         """Stop listening; if the turn is still running, the client left: cancel it."""
         self._relay.close(self._request.turn_id)
@@ -88,7 +92,7 @@ class TurnEvents:
                 yield self._timed_out()
                 return
             try:
-                raw = await asyncio.wait_for(self._queue.get(), wait)
+                raw = await self._queue.get(wait)
             except TimeoutError:
                 if loop.time() < give_up_at:
                     yield Heartbeat()

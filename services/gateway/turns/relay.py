@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -28,7 +29,54 @@ log = logging.getLogger("tokenbus.gateway.relay")
 RESYNC = None
 """Put in an inbox when live events may have been missed: read the rest from the stream."""
 
-Inbox = asyncio.Queue[bytes | None]
+
+class Inbox:
+    """One turn's raw events as they arrive, for the one reader of that turn.
+
+    Not an asyncio.Queue read through asyncio.wait_for: that wraps every get in a
+    task of its own, one more trip through the event loop per token. Here a get
+    with something buffered returns at once, and a waiting one costs one future.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[bytes | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: bytes | None) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def get(self, timeout: float | None = None) -> bytes | None:  # noqa: ASYNC109
+        """The next item; TimeoutError if none came within `timeout` seconds."""
+        if self._items:
+            return self._items.popleft()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if not self._items:
+            raise TimeoutError
+        return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class TurnRelay:
@@ -66,9 +114,8 @@ class TurnRelay:
 
     def open(self, turn_id: str) -> Inbox:
         """Register before publishing the request; the turn's events queue up here."""
-        queue: Inbox = asyncio.Queue()
-        self._inboxes[turn_id] = queue
-        return queue
+        inbox = self._inboxes[turn_id] = Inbox()
+        return inbox
 
     def close(self, turn_id: str) -> None:
         self._inboxes.pop(turn_id, None)

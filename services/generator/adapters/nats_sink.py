@@ -42,17 +42,26 @@ class NatsEventSink:
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self._unacked: dict[tuple[str, int], list[_Sent]] = {}
+        # The turn's trace context, read once: every event of a turn is published
+        # from the same span, and propagating it per token was measurable.
+        self._trace: dict[tuple[str, int], dict[str, str]] = {}
 
-    async def emit(self, request: ChatRequest, event: TurnEventOut) -> None:
-        subject, payload, headers = self._encode(request, event)
+    async def emit(self, request: ChatRequest, event: TurnEventOut) -> asyncio.Future[PubAck]:
+        """Publish without waiting; the returned ack is what the coalescer waits on."""
+        key = (event.turn_id, event.attempt)
+        trace = self._trace.get(key)
+        if trace is None:
+            trace = self._trace[key] = with_trace_context({})
+        subject, payload, headers = self._encode(request, event, trace)
         ack = await self._bus.js.publish_async(subject, payload, headers=dict(headers))
-        self._unacked.setdefault((event.turn_id, event.attempt), []).append(
-            _Sent(ack, subject, payload, headers)
-        )
+        self._unacked.setdefault(key, []).append(_Sent(ack, subject, payload, headers))
+        return ack
 
     async def emit_final(self, request: ChatRequest, event: TurnEventOut) -> None:
-        await self._settle(self._unacked.pop((event.turn_id, event.attempt), []))
-        subject, payload, headers = self._encode(request, event)
+        key = (event.turn_id, event.attempt)
+        self._trace.pop(key, None)
+        await self._settle(self._unacked.pop(key, []))
+        subject, payload, headers = self._encode(request, event, with_trace_context({}))
         await self._bus.js.publish(subject, payload, headers=headers)
 
     async def _settle(self, sent: list[_Sent]) -> None:
@@ -69,15 +78,13 @@ class NatsEventSink:
                 await self._bus.js.publish(item.subject, item.payload, headers=item.headers)
 
     @staticmethod
-    def _encode(request: ChatRequest, event: TurnEventOut) -> tuple[str, bytes, dict[str, str]]:
+    def _encode(
+        request: ChatRequest, event: TurnEventOut, trace: dict[str, str]
+    ) -> tuple[str, bytes, dict[str, str]]:
         subject = turn_event_subject(
             request.gateway_id, event.conversation_id, event.turn_id, EVENT_KINDS[event.type]
         )
         # Same turn, attempt and position -> same id: JetStream drops the duplicate.
         msg_id = f"{event.turn_id}.{event.attempt}.{event.seq}"
         # traceparent: readers of the event (usage, the gateway's recorder) join the turn's trace.
-        return (
-            subject,
-            event.model_dump_json().encode(),
-            with_trace_context({"Nats-Msg-Id": msg_id}),
-        )
+        return subject, event.model_dump_json().encode(), {"Nats-Msg-Id": msg_id, **trace}
