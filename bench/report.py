@@ -156,12 +156,8 @@ def _latency_table(rows: list[Row]) -> list[str]:
             added_ttft = "(baseline)"
             added_gap = f"({_f(r['gap_p50_ms'])} / {_f(r['gap_p99_ms'])} absolute)"
         else:
-            added_ttft = " / ".join(
-                _f(_added(rows, route, level, k)) for k in ("ttft_p50_ms", "ttft_p99_ms")
-            )
-            added_gap = " / ".join(
-                _f(_added(rows, route, level, k)) for k in ("gap_p50_ms", "gap_p99_ms")
-            )
+            added_ttft = _added_p50_p99(rows, route, level, "ttft")
+            added_gap = _added_p50_p99(rows, route, level, "gap")
         lines.append(
             f"| {route} | {level} | {r['streams_ok']}/{r.get('streams', level)} | {r['in_order']} "
             f"| {ttft} | {added_ttft} "
@@ -178,6 +174,11 @@ def _latency_table(rows: list[Row]) -> list[str]:
         "divided by the concurrent streams; from the first round, whose levels rise.",
     ]
     return lines
+
+
+def _added_p50_p99(rows: list[Row], route: str, level: int, measure: str) -> str:
+    """`p50 / p99` of what the route adds over direct at that level, e.g. measure "ttft"."""
+    return " / ".join(_f(_added(rows, route, level, f"{measure}_{p}_ms")) for p in ("p50", "p99"))
 
 
 def _throughput(rows: list[Row], r: Row) -> str:
@@ -210,12 +211,8 @@ def _ramped_table(run: dict[str, Any]) -> list[str]:
         if route == "direct":
             added_ttft, added_gap = "(baseline)", "-"
         else:
-            added_ttft = " / ".join(
-                _f(_added(rows, route, level, k)) for k in ("ttft_p50_ms", "ttft_p99_ms")
-            )
-            added_gap = " / ".join(
-                _f(_added(rows, route, level, k)) for k in ("gap_p50_ms", "gap_p99_ms")
-            )
+            added_ttft = _added_p50_p99(rows, route, level, "ttft")
+            added_gap = _added_p50_p99(rows, route, level, "gap")
         lines.append(
             f"| {route} | {level} | {r['streams_ok']}/{r.get('streams', level)} | {r['in_order']} "
             f"| {_f(r['ttft_p50_ms'])} / {_f(r['ttft_p99_ms'])} | {added_ttft} | {added_gap} "
