@@ -26,7 +26,14 @@ from contracts import ChatRequest, FinishReason, utc_now
 from services.generator.ports import ModelProvider, StreamEnd, TextChunk
 from services.runtime.catalog import Catalog
 
-__all__ = ["CachedAnswer", "CachingProvider", "KvResponseCache", "ResponseCache", "cache_key"]
+__all__ = [
+    "CachedAnswer",
+    "CachingProvider",
+    "KvResponseCache",
+    "ResponseCache",
+    "cache_key",
+    "worth_keeping",
+]
 
 log = logging.getLogger("tokenbus.generator.cache")
 
@@ -77,6 +84,16 @@ def cache_key(request: ChatRequest) -> str:
     return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def worth_keeping(request: ChatRequest, end: StreamEnd) -> bool:
+    """A whole answer from the model asked for: not a failover's, not a cut one, and not
+    itself from a cache (a semantic hit is not this question's own answer)."""
+    return (
+        end.finish_reason in ("stop", "length")
+        and end.served_by in (None, request.model)
+        and not end.from_cache
+    )
+
+
 class CachingProvider:
     """A ModelProvider in front of another that answers repeated requests from the cache."""
 
@@ -118,12 +135,7 @@ class CachingProvider:
         async for item in self._inner.stream(request):
             if isinstance(item, TextChunk):
                 parts.append(item.text)
-            elif (
-                item.finish_reason in ("stop", "length")
-                and item.served_by in (None, request.model)
-                and not item.from_cache  # a semantic hit is not this question's own answer
-            ):
-                # Only a whole answer from the model asked for (not a failover's).
+            elif worth_keeping(request, item):
                 await self._store(key, "".join(parts), item, ttl_s)
             yield item
 

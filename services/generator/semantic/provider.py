@@ -23,6 +23,7 @@ import orjson
 
 from contracts import ChatRequest, utc_now
 from contracts.semantic import SemanticEntry
+from services.generator.cache import worth_keeping
 from services.generator.ports import ModelProvider, StreamEnd, TextChunk
 from services.generator.semantic.index import SpaceKey, decode_vector
 from services.generator.semantic.metrics import (
@@ -107,12 +108,7 @@ class SemanticCachingProvider:
         async for item in self._inner.stream(request):
             if isinstance(item, TextChunk):
                 parts.append(item.text)
-            elif (
-                vector is not None
-                and item.finish_reason in ("stop", "length")
-                and item.served_by in (None, request.model)
-                and not item.from_cache
-            ):
+            elif vector is not None and worth_keeping(request, item):
                 await self._store(request, key, vector, "".join(parts), item, config)
             yield item
 
