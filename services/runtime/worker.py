@@ -48,7 +48,8 @@ _MAX_BATCH = 256
 # and a pull a second per worker was most of the idle stack's CPU. stop() does not
 # wait for it (the pull is cancelled); the server drops it when it expires. 30 s was
 # tried: test_an_open_breaker_fails_over_to_the_fallback_without_trying_the_upstream
-# then got a 504 (not understood yet); 5 s passes it and keeps most of the saving.
+# then got a 504 under load, not reproduced since and not explained (bench/NOTES.md,
+# issue 17); 5 s keeps most of the saving until it is.
 _IDLE_PULL_S = 5.0
 
 
