@@ -51,7 +51,9 @@ class Drain:
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
         self.started = False
-        self._cuts: set[asyncio.Event] = set()
+        # A future per open request, not an asyncio.Event: an Event carries a deque of
+        # its own (~760 B) and needs a task to be waited on beside `receive`.
+        self._cuts: set[asyncio.Future[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
     def begin(self) -> None:
@@ -65,14 +67,15 @@ class Drain:
         if self._cuts:
             log.info("ending open streams resumably", extra={"streams": len(self._cuts)})
         for cut in self._cuts:
-            cut.set()
+            if not cut.done():
+                cut.set_result(None)
 
-    def track(self) -> asyncio.Event:
-        cut = asyncio.Event()
+    def track(self) -> asyncio.Future[None]:
+        cut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._cuts.add(cut)
         return cut
 
-    def forget(self, cut: asyncio.Event) -> None:
+    def forget(self, cut: asyncio.Future[None]) -> None:
         self._cuts.discard(cut)
 
 
@@ -117,13 +120,12 @@ class DrainMiddleware:
             # Starlette listens here for the client leaving; on the cut, the app is
             # told so and winds the turn down as it would for a client that left.
             receiving = asyncio.ensure_future(receive())
-            cutting = asyncio.ensure_future(cut.wait())
+            either: set[asyncio.Future[Any]] = {receiving, cut}
             try:
-                done, _ = await asyncio.wait(
-                    {receiving, cutting}, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                cutting.cancel()
+                done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                receiving.cancel()
+                raise
             if receiving in done:
                 return receiving.result()
             receiving.cancel()
