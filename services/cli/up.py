@@ -244,14 +244,18 @@ async def run_up(options: UpOptions) -> int:
         loop.add_signal_handler(sig, stop.set)
     code = 0
     try:
+        dev_key_file = options.state_dir / "dev-api-key"
+        dev_key = ""
         for spec in planned.specs:
+            if spec.name == "gateway":
+                # Issued before the gateway starts: once it answers ready, the key
+                # works (a client polling /readyz got 401s for a moment otherwise).
+                dev_key = await ensure_dev_key(
+                    planned.nats.url, dev_key_file, os.environ.get("TOKENBUS_DEV_API_KEY") or None
+                )
             await supervisor.start(spec)
             if stop.is_set():
                 return 0
-        dev_key_file = options.state_dir / "dev-api-key"
-        dev_key = await ensure_dev_key(
-            planned.nats.url, dev_key_file, os.environ.get("TOKENBUS_DEV_API_KEY") or None
-        )
         print(f"tokenbus bus: {planned.nats.url}", flush=True)
         print(f"tokenbus dev API key: {dev_key}  (saved in {dev_key_file})", flush=True)
         print(f"tokenbus model upstream: {planned.upstream_url}", flush=True)
