@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -76,6 +77,17 @@ class Stack:
         return path.read_text() if path.exists() else ""
 
 
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 60.0) -> None:
+    """SIGTERM (if it still runs), then SIGKILL if it has not exited within `timeout_s`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def running_stack(
     state_dir: Path,
@@ -134,13 +146,7 @@ def running_stack(
             process=process,
         )
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         reader.join(timeout=5)
 
 
@@ -182,13 +188,7 @@ def gateway_process(stack: Stack, **settings: str) -> Iterator[tuple[str, subpro
             time.sleep(0.1)
         yield url, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from services.runtime.embedded_nats import free_port
+from tests.support import stop_process
 
 KEY = "sk-dev-key-test-0123456789abcdef"
 
@@ -48,9 +48,4 @@ def test_the_dev_key_is_accepted_as_soon_as_readyz_answers(tmp_path: Path) -> No
         assert models.status_code == 200, models.text
         assert [m["id"] for m in models.json()["data"]] == ["m"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
