@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -62,6 +61,7 @@ from tests.cluster import (
     running_cluster,
     stream_leader,
 )
+from tests.support import stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -117,13 +117,7 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout_s=30)
 
 
 @pytest.fixture(scope="module")

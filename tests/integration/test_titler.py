@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from services.titler.config import TitlerSettings
 from services.titler.main import DURABLE, serve
 from services.titler.prompt import first_prompt
 from services.titler.titles import Title, fallback_title
+from tests.support import stop_process
 
 MODEL_ALIAS = "smollm2-135m"
 
@@ -71,12 +71,7 @@ def model_url() -> Iterator[str]:
         warm_up.raise_for_status()
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=20)
 
 
 def utility(
