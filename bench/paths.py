@@ -106,7 +106,11 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
 
 @contextlib.contextmanager
 def _process(
-    argv: list[str], ready_url: str, log: Path, timeout_s: float = 120
+    argv: list[str],
+    ready_url: str,
+    log: Path,
+    timeout_s: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run argv in its own process group until the block ends, however it ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +118,8 @@ def _process(
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENBUS_DEV_API_KEY": API_KEY},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENBUS_DEV_API_KEY": API_KEY,
+                 **(env or {})},
         )  # fmt: skip
     # Children may start sessions of their own (tokenbus does): remember them all,
     # so none outlives the harness even if the parent dies before stopping them.
@@ -171,14 +176,20 @@ def tokenbus_argv(port: int, sim: Route, work: Path, generators: int | None = No
 
 
 @contextlib.contextmanager
-def running_tokenbus(sim: Route, work: Path, generators: int | None = None) -> Iterator[Route]:
-    """`tokenbus up` routing the model 'sim' to the simulator; SIGTERM stops its children."""
+def running_tokenbus(
+    sim: Route, work: Path, generators: int | None = None, pythonpath: Path | None = None
+) -> Iterator[Route]:
+    """`tokenbus up` routing the model 'sim' to the simulator; SIGTERM stops its children.
+
+    `pythonpath`: another source tree to run instead of this one (a baseline).
+    """
     # A fresh JetStream store each run: streams left by earlier runs would skew this one.
     shutil.rmtree(work / "tokenbus", ignore_errors=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = tokenbus_argv(port, sim, work, generators)
-    with _process(argv, f"{url}/readyz", work / "tokenbus.log") as process:
+    env = None if pythonpath is None else {"PYTHONPATH": str(pythonpath)}
+    with _process(argv, f"{url}/readyz", work / "tokenbus.log", env=env) as process:
         yield Route("tokenbus", url, root_pid=process.pid, argv=tuple(argv))
 
 
