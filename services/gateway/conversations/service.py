@@ -287,24 +287,24 @@ async def stream_events(
     events: TurnEvents, keeper: AnswerKeeper, title: TitleWait | None = None
 ) -> AsyncIterator[bytes]:
     """Typed SSE for a turn being produced; closing `events` handles a client that left."""
-    request = events.request
+    turn = events.turn
     transcript = TurnTranscript()
     answered, ended_well = False, False
     try:
-        yield turn_started(request.conversation_id, request.turn_id, request.model)
+        yield turn_started(turn.conversation_id, turn.turn_id, turn.model)
         async for item in events:
             transcript.add(item)
             answered = answered or (isinstance(item, TurnDelta) and bool(item.text))
             ended_well = _titles_follow(item, answered)
             if isinstance(item, TurnCompleted | TurnFailed):
-                await keeper.keep(item, transcript, request.gateway_id)
+                await keeper.keep(item, transcript, events.gateway_id)
                 if calls := _calls_made(item, transcript):
                     yield calls
             yield format_item(item)
     finally:
         events.close()
     if title is not None and ended_well:
-        async for frame in title.frames(request.conversation_id, request.turn_id):
+        async for frame in title.frames(turn.conversation_id, turn.turn_id):
             yield frame
 
 

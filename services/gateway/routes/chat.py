@@ -43,7 +43,7 @@ async def chat_completions(
         prepared,
         "chat.completions",
         idempotency_key,
-        body.model_dump_json().encode(),
+        body,
     )
     if body.stream:
         return event_stream(stream_completion(events, body.wants_usage), headers)

@@ -47,9 +47,7 @@ async def create_message(
         to_chat_request(chat, state.settings, state.catalog, caller, x_request_id or new_id()),
         cache_control,
     )
-    events, headers = await launch_live(
-        state, caller, prepared, "messages", idempotency_key, body.model_dump_json().encode()
-    )
+    events, headers = await launch_live(state, caller, prepared, "messages", idempotency_key, body)
     if body.stream:
         return event_stream(stream_message(events), headers)
     try:

@@ -21,6 +21,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 from contracts import ChatRequest
 from services.gateway.caller import Caller
 from services.gateway.catalog import chat_model
@@ -123,10 +125,12 @@ async def launch_live(
     prepared: Prepared,
     route: str,
     idempotency_key: str | None,
-    body: bytes,
+    body: BaseModel,
 ) -> tuple[TurnFeed, dict[str, str]]:
     """A stateless turn whose events the caller reads (a completion, a message): its feed,
-    or the first request's when the key was seen before, and the response headers."""
+    or the first request's when the key was seen before, and the response headers.
+
+    `body` is the request as decoded; serialised only to compare a retry's with it."""
     settings = state.settings
     # A client that sends a key means to retry: give it time to come back.
     grace_s = settings.resume_grace_s if idempotency_key else 0.0
@@ -137,7 +141,11 @@ async def launch_live(
     async def follow(request: ChatRequest) -> TurnEvents:
         return await start_turn(state.bus, state.relay, request, settings.heartbeat_s, grace_s)
 
-    scope = None if idempotency_key is None else Idempotency(route, idempotency_key, body)
+    scope = (
+        None
+        if idempotency_key is None
+        else Idempotency(route, idempotency_key, body.model_dump_json().encode())
+    )
     claimed = ClaimedTurn.of(TurnRef.of(prepared.request))
     launched = await launch_turn(state, TurnOrder(caller, claimed, ready, follow, scope))
     if isinstance(launched, Replayed):  # the first request's turn: this one runs nothing

@@ -33,7 +33,11 @@ _DEADLINE_GRACE_S = 5.0
 
 
 class TurnEvents:
-    """The live events of one turn in order, ending with TurnCompleted or TurnFailed."""
+    """The live events of one turn in order, ending with TurnCompleted or TurnFailed.
+
+    It keeps the turn's ids and deadline, not its request: a stream stays open for the
+    whole answer, and a request carries the conversation so far.
+    """
 
     def __init__(
         self,
@@ -47,19 +51,22 @@ class TurnEvents:
         self._cancel_grace_s = cancel_grace_s
         self._relay = relay
         self._queue = relay.open(request.turn_id)
-        self._request = request
+        self._turn = TurnRef.of(request)
+        self._gateway_id = request.gateway_id
+        self._patience_s = _patience(request)
         self._heartbeat_s = heartbeat_s
         self._cursor = TurnCursor()
         self._ended = False
         self._timing = TurnTiming(request.model)
 
     @property
-    def request(self) -> ChatRequest:
-        return self._request
+    def turn(self) -> TurnRef:
+        return self._turn
 
     @property
-    def turn(self) -> TurnRef:
-        return TurnRef.of(self._request)
+    def gateway_id(self) -> str:
+        """The gateway the turn's events are addressed to (this one)."""
+        return self._gateway_id
 
     def buffered(self) -> int:
         """Events already here, not yet read: the next ones come without a wait."""
@@ -67,24 +74,21 @@ class TurnEvents:
 
     def close(self) -> None:
         """Stop listening; if the turn is still running, the client left: cancel it."""
-        self._relay.close(self._request.turn_id)
+        self._relay.close(self._turn.turn_id)
         if not self._ended:
             self._ended = True
             request_cancel(
-                self._bus,
-                self._request.conversation_id,
-                self._request.turn_id,
-                self._cancel_grace_s,
+                self._bus, self._turn.conversation_id, self._turn.turn_id, self._cancel_grace_s
             )
 
     def forget(self) -> None:
         """Stop listening without cancelling (the request never reached the bus)."""
         self._ended = True
-        self._relay.close(self._request.turn_id)
+        self._relay.close(self._turn.turn_id)
 
     async def __aiter__(self) -> AsyncIterator[TurnItem]:
         loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self._patience()
+        give_up_at = loop.time() + self._patience_s
         while True:
             wait = min(self._heartbeat_s, give_up_at - loop.time())
             if wait <= 0:
@@ -117,13 +121,13 @@ class TurnEvents:
             yield item
 
     async def _from_stream(self, patience_s: float) -> AsyncIterator[TurnItem]:
-        self._relay.close(self._request.turn_id)
-        log.info("reading the turn from the stream", extra={"turn_id": self._request.turn_id})
-        request = self._request
+        turn = self._turn
+        self._relay.close(turn.turn_id)
+        log.info("reading the turn from the stream", extra={"turn_id": turn.turn_id})
         async for item in replay_turn(
             self._bus,
-            request.conversation_id,
-            request.turn_id,
+            turn.conversation_id,
+            turn.turn_id,
             self._cursor.position,
             self._heartbeat_s,
             max(patience_s, 0.0),
@@ -145,25 +149,26 @@ class TurnEvents:
             return True
         return False
 
-    def _patience(self) -> float:
-        # The generator gives up at the deadline and says so; the grace covers
-        # the case where no generator is alive to say anything.
-        if self._request.deadline_at is None:
-            return 3600.0
-        left = (self._request.deadline_at - self._request.occurred_at).total_seconds()
-        return max(left, 0.0) + _DEADLINE_GRACE_S
-
     def _timed_out(self) -> TurnFailed:
         return TurnFailed(
-            correlation_id=self._request.correlation_id,
-            conversation_id=self._request.conversation_id,
-            turn_id=self._request.turn_id,
+            correlation_id=self._turn.correlation_id,
+            conversation_id=self._turn.conversation_id,
+            turn_id=self._turn.turn_id,
             attempt=max(self._cursor.position[0], 1),
             seq=self._cursor.position[1] + 1,
             code="timeout",
             message="No answer arrived before the deadline.",
             retryable=True,
         )
+
+
+def _patience(request: ChatRequest) -> float:
+    """Seconds to wait for the turn's last event. The generator gives up at the deadline
+    and says so; the grace covers the case where no generator is alive to say anything."""
+    if request.deadline_at is None:
+        return 3600.0
+    left = (request.deadline_at - request.occurred_at).total_seconds()
+    return max(left, 0.0) + _DEADLINE_GRACE_S
 
 
 async def store_images(images: ImageStore, uploads: Mapping[str, bytes]) -> None:
