@@ -12,6 +12,7 @@ main`) the same way, in pairs run back to back (baseline, then this tree), so a
 change is read as a difference on the same machine at about the same load.
 
 Run alone: python -m bench.held [--streams 200] [--prompt-kb 0] [--pairs 2] [--baseline TREE]
+[--tree TREE]
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ async def measure_held(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.pairs):
         if args.baseline is not None:
             baseline.append(round(await _measure_tree(args.baseline, args), 1))
-        this.append(round(await _measure_tree(None, args), 1))
+        this.append(round(await _measure_tree(args.tree, args), 1))
     out: dict[str, Any] = {
         "streams": args.streams,
         "prompt_kb": args.prompt_kb,
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--settle-s", type=float, default=2.0)
     parser.add_argument("--baseline", type=Path, help="a source tree to measure beside this one")
+    parser.add_argument("--tree", type=Path, help="the tree to measure (default: this checkout)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(measure_held(args)), indent=2), file=sys.stdout)
 

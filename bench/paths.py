@@ -111,13 +111,14 @@ def _process(
     log: Path,
     timeout_s: float = 120,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run argv in its own process group until the block ends, however it ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENBUS_DEV_API_KEY": API_KEY,
                  **(env or {})},
         )  # fmt: skip
@@ -189,7 +190,9 @@ def running_tokenbus(
     url = f"http://127.0.0.1:{port}"
     argv = tokenbus_argv(port, sim, work, generators)
     env = None if pythonpath is None else {"PYTHONPATH": str(pythonpath)}
-    with _process(argv, f"{url}/readyz", work / "tokenbus.log", env=env) as process:
+    # And run from there: `python -m` puts the working directory first on the path.
+    log = work / "tokenbus.log"
+    with _process(argv, f"{url}/readyz", log, env=env, cwd=pythonpath) as process:
         yield Route("tokenbus", url, root_pid=process.pid, argv=tuple(argv))
 
 
