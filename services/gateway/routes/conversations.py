@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from contracts import ChatRequest, FunctionTool, new_id, utc_now
 from services.gateway.catalog import chat_model, default_chat_model
@@ -35,7 +35,7 @@ from services.gateway.conversations.titles import wants_title
 from services.gateway.http.auth import Authenticated
 from services.gateway.http.cache_control import fresh_if_asked
 from services.gateway.http.errors import ApiError
-from services.gateway.http.sse import event_stream
+from services.gateway.http.sse import EventStreamResponse, event_stream
 from services.gateway.openai.wire import openai_tool_call
 from services.gateway.state import GatewayState, State
 from services.gateway.turns.idempotency import ClaimedTurn
@@ -153,7 +153,7 @@ async def send_message(
     request_id: RequestId = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     cache_control: Annotated[str | None, Header(max_length=256)] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     settings = state.settings
     _check_lengths(body, settings.max_message_chars)
     conversation = await load_conversation(state.conversations, caller, conversation_id)
@@ -248,7 +248,7 @@ async def attach(
     # No length bound here: an id this API never sent is 400 invalid_last_event_id, however long.
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id")] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Attach to the conversation's current (or last) turn; resume after Last-Event-ID."""
     conversation = await load_conversation(state.conversations, caller, conversation_id)
     turn_id, after = resolve_resume_point(conversation, last_event_id or last_event_id_query)
