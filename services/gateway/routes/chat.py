@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts import new_id
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.body_lifetime import HandlerScopedBodyRoute
 from services.gateway.http.cache_control import unless_cached
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.sse import event_stream
@@ -19,7 +20,7 @@ from services.gateway.openai.schema import ChatCompletionRequest
 from services.gateway.state import State
 from services.gateway.turns.launch import launch_live
 
-router = APIRouter()
+router = APIRouter(route_class=HandlerScopedBodyRoute)
 
 
 @router.post("/v1/chat/completions", response_model=None)

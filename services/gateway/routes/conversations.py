@@ -33,6 +33,7 @@ from services.gateway.conversations.service import (
 )
 from services.gateway.conversations.titles import wants_title
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.body_lifetime import HandlerScopedBodyRoute
 from services.gateway.http.cache_control import fresh_if_asked
 from services.gateway.http.errors import ApiError
 from services.gateway.http.sse import EventStreamResponse, event_stream
@@ -42,7 +43,9 @@ from services.gateway.turns.idempotency import ClaimedTurn
 from services.gateway.turns.launch import Idempotency, Replayed, TurnOrder, launch_turn
 from services.gateway.turns.live import TurnEvents, start_turn
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(
+    prefix="/v1/conversations", tags=["conversations"], route_class=HandlerScopedBodyRoute
+)
 
 RequestId = Annotated[
     str | None, Header(alias="X-Request-ID", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")

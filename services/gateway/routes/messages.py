@@ -20,6 +20,7 @@ from services.gateway.anthropic.messages import collect_message, stream_message
 from services.gateway.anthropic.schema import MessagesRequest
 from services.gateway.anthropic.translate import to_chat_completion
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.body_lifetime import HandlerScopedBodyRoute
 from services.gateway.http.cache_control import unless_cached
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.sse import event_stream
@@ -27,7 +28,7 @@ from services.gateway.openai.completions import to_chat_request
 from services.gateway.state import State
 from services.gateway.turns.launch import launch_live
 
-router = APIRouter(tags=["anthropic"])
+router = APIRouter(tags=["anthropic"], route_class=HandlerScopedBodyRoute)
 
 
 @router.post("/v1/messages", response_model=None)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from contracts import new_id
 from services.gateway.conversations.recorder import AnswerKeeper
 from services.gateway.http.auth import Authenticated
+from services.gateway.http.body_lifetime import HandlerScopedBodyRoute
 from services.gateway.http.disconnect import ClientGone, unless_client_leaves
 from services.gateway.http.errors import ApiError
 from services.gateway.http.sse import event_stream
@@ -21,7 +22,7 @@ from services.gateway.responses.service import launch_response, plan_response
 from services.gateway.responses.stored import read_response
 from services.gateway.state import State
 
-router = APIRouter(tags=["responses"])
+router = APIRouter(tags=["responses"], route_class=HandlerScopedBodyRoute)
 
 
 @router.post("/v1/responses", response_model=None)
