@@ -5,14 +5,17 @@ this holds `streams` streams open at once (a slow simulator: 100 ms between
 tokens, 400 tokens, so none ends while measured), waits until each has had its
 first token and `settle_s` more, and reads the gateway's VmRSS before and during.
 `--prompt-kb` sends each request with that much conversation history, as a chat
-product does: what a stream keeps of its request shows there.
+product does: what a stream keeps of its request shows there. All at once, the
+requests' passing copies of that history peak together and the allocator keeps
+the peak; `--ramp-s` spreads the starts (as a service's arrivals are), so what is
+read is what each open stream holds.
 
 `--baseline TREE` measures another source tree (e.g. `git worktree add /tmp/base
 main`) the same way, in pairs run back to back (baseline, then this tree), so a
 change is read as a difference on the same machine at about the same load.
 
-Run alone: python -m bench.held [--streams 200] [--prompt-kb 0] [--pairs 2] [--baseline TREE]
-[--tree TREE]
+Run alone: python -m bench.held [--streams 200] [--prompt-kb 0] [--ramp-s 0] [--pairs 2]
+[--baseline TREE] [--tree TREE]
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ def _body(request_id: str, prompt_kb: int) -> bytes:
     )
 
 
-async def _one(base_url: str, body: bytes, first: asyncio.Event) -> None:
-    """One stream, read as it comes; `first` is set at its first token."""
+async def _one(base_url: str, body: bytes, first: asyncio.Event, delay_s: float = 0.0) -> None:
+    """One stream, started after `delay_s` and read as it comes; `first` is set at its
+    first token."""
+    await asyncio.sleep(delay_s)
     reader, writer, status, headers = await _Raw(base_url).open(body)
     try:
         if status != 200:
@@ -72,21 +77,25 @@ async def _one(base_url: str, body: bytes, first: asyncio.Event) -> None:
         writer.transport.abort()
 
 
-async def hold_streams(route: Route, streams: int, prompt_kb: int, settle_s: float) -> float:
-    """KB of gateway RSS per open stream, `streams` held at once."""
+async def hold_streams(
+    route: Route, streams: int, prompt_kb: int, settle_s: float, ramp_s: float = 0.0
+) -> float:
+    """KB of gateway RSS per open stream, `streams` held at once (started over `ramp_s`)."""
     gateway = route.pids()["gateway"]
     before = sample(gateway).rss_kb
     firsts = [asyncio.Event() for _ in range(streams)]
     tag = f"held{time.monotonic_ns()}"
     tasks = [
-        asyncio.create_task(_one(route.base_url, _body(f"{tag}n{n}", prompt_kb), first))
+        asyncio.create_task(
+            _one(route.base_url, _body(f"{tag}n{n}", prompt_kb), first, ramp_s * n / streams)
+        )
         for n, first in enumerate(firsts)
     ]
     all_first = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
     try:
         # The streams end only by failing: the first of them to end, or every first token.
         either: list[asyncio.Future[Any]] = [all_first, *tasks]
-        await asyncio.wait(either, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, timeout=60 + ramp_s, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
                 raise RuntimeError(f"a held stream ended: {task.exception()!r}")
@@ -110,7 +119,9 @@ async def _measure_tree(tree: Path | None, args: argparse.Namespace) -> float:
         for _ in range(2):  # warm up: imports, pools and caches every stream will share
             await run_streams(route.base_url, MODEL, 20, 5)
         await asyncio.sleep(2)
-        per_stream = await hold_streams(route, args.streams, args.prompt_kb, args.settle_s)
+        per_stream = await hold_streams(
+            route, args.streams, args.prompt_kb, args.settle_s, args.ramp_s
+        )
         # The aborted streams' turns wind down before the stack is stopped.
         await asyncio.sleep(1)
         return per_stream
@@ -126,6 +137,7 @@ async def measure_held(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "streams": args.streams,
         "prompt_kb": args.prompt_kb,
+        "ramp_s": args.ramp_s,
         "kb_per_stream": this,
         "kb_per_stream_median": statistics.median(this),
     }
@@ -144,6 +156,9 @@ def main() -> None:
     parser.add_argument("--prompt-kb", type=int, default=0, help="history sent with each request")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--settle-s", type=float, default=2.0)
+    parser.add_argument(
+        "--ramp-s", type=float, default=0.0, help="start the streams over this many seconds"
+    )
     parser.add_argument("--baseline", type=Path, help="a source tree to measure beside this one")
     parser.add_argument("--tree", type=Path, help="the tree to measure (default: this checkout)")
     args = parser.parse_args()
