@@ -104,6 +104,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Per-request access lines from uvicorn and httpx would double every request log.
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "openai", "anthropic"):
+    # Per-request access lines from uvicorn and httpx would double every request log, and
+    # httpx's carries the upstream's URL (some providers take their key in the query).
+    # The SDKs send through httpx2, httpx's fork, which logs under its own name.
+    quiet = ("uvicorn.access", "httpx", "httpcore", "httpx2", "httpcore2", "openai", "anthropic")
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)

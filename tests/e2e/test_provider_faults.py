@@ -162,6 +162,18 @@ async def test_a_429_with_retry_after_is_retried_and_succeeds(
     assert upstream.requests - before == 2
 
 
+async def test_the_generator_logs_its_model_calls_but_never_the_upstreams_url(
+    upstream: FaultyUpstream, http: httpx.AsyncClient, fault_stack: Stack
+) -> None:
+    response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 200
+    log = fault_stack.log("generator")
+    assert "model call finished" in log
+    # The SDK's HTTP client logs each request with its URL at info, unless told not to.
+    assert upstream.base_url.split("://", 1)[1] not in log
+    assert "HTTP Request" not in log
+
+
 async def test_a_400_is_not_retried_and_the_provider_text_never_reaches_the_client(
     upstream: FaultyUpstream, http: httpx.AsyncClient, fault_stack: Stack
 ) -> None:

@@ -5,10 +5,11 @@ and the parsed JSON on itself, and FastAPI holds that `Request` until the respon
 has been sent. For a stream that is the conversation's whole history, kept for as
 long as the answer streams: with 20 KB of history, 91 KB of gateway memory per open
 stream against 41 KB with none, and 40 KB either way with this route class
-(`python -m bench.held --prompt-kb 20 --ramp-s 15`, bench/NOTES.md). `HandlerScopedBodyRoute` (FastAPI's documented
-`route_class` hook) gives the handler a `Request` of its own over the same scope and
-`receive`: what it caches goes when the handler returns the response. Validation,
-errors and the API document are FastAPI's, unchanged.
+(`python -m bench.held --prompt-kb 20 --ramp-s 15`, bench/NOTES.md).
+`HandlerScopedBodyRoute` (FastAPI's documented `route_class` hook) gives the handler
+a `Request` of its own over the same scope and `receive`: what it caches goes when
+the handler returns the response. Validation, errors and the API document are
+FastAPI's, unchanged.
 """
 
 from __future__ import annotations
