@@ -41,6 +41,9 @@ class CircuitBreaker:
         self._config = config
         self._clock = clock
         self._outcomes: deque[tuple[float, bool]] = deque()
+        # Kept as outcomes come and go: at hundreds of calls a second, summing the
+        # window on every call cost more than the call's own bookkeeping.
+        self._failures = 0
         self._state: BreakerState = "closed"
         self._opened_at = 0.0
         self._probing = False
@@ -67,16 +70,18 @@ class CircuitBreaker:
             self._probing = False
             if success:
                 self._outcomes.clear()
+                self._failures = 0
                 self._set("closed")
             else:
                 self._open(now)
             return
         self._outcomes.append((now, success))
+        self._failures += not success
         while self._outcomes and now - self._outcomes[0][0] > self._config.window_s:
-            self._outcomes.popleft()
+            _, ok = self._outcomes.popleft()
+            self._failures -= not ok
         calls = len(self._outcomes)
-        failures = sum(1 for _, ok in self._outcomes if not ok)
-        if calls >= self._config.min_calls and failures / calls >= self._config.failure_rate:
+        if calls >= self._config.min_calls and self._failures / calls >= self._config.failure_rate:
             self._open(now)
 
     def _open(self, now: float) -> None:

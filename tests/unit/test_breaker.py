@@ -64,3 +64,33 @@ def test_old_failures_fall_out_of_the_window() -> None:
     clock.now = 20.0
     breaker.record(False)
     assert breaker.state == "closed"
+
+
+def test_the_rate_is_of_the_calls_in_the_window_only() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("m", CONFIG, clock)
+    for ok in (False, False, False, True):
+        breaker.record(ok)
+        clock.now += 1
+    assert breaker.state == "open"
+    clock.now = 30.0  # cooled down, then a probe that closes it
+    assert breaker.allow()
+    breaker.record(True)
+    for ok in (True, True, False, True):  # 1 in 4: under the rate
+        breaker.record(ok)
+    assert breaker.state == "closed"
+    clock.now = 45.0  # all of those out of the window; 2 in 4 now
+    for ok in (False, True, False, True):
+        breaker.record(ok)
+    assert breaker.state == "open"
+
+
+def test_failures_that_left_the_window_no_longer_count() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("m", CONFIG, clock)
+    for ok in (False, True, False):
+        breaker.record(ok)
+    clock.now = 11.0
+    for ok in (True, True, False, True):  # 1 in 4 once the first three are out
+        breaker.record(ok)
+    assert breaker.state == "closed"
