@@ -108,6 +108,10 @@ async def record_answer(
     `transcript` is the whole turn as a reader relayed it; without one the turn is
     read back from the stream (and recorded as broken if it lost an event).
     """
+    if final.conversation_id == final.turn_id:
+        # A stateless turn (a completion, an unstored response) carries its own id as
+        # its conversation's (docs/events.md): there is no record to look up.
+        return None
     conversation = await store.get(final.tenant_id, final.conversation_id)
     if conversation is None or conversation.has_answer_for(final.turn_id):
         return conversation  # a stateless completion, or already recorded (redelivery)
