@@ -8,7 +8,8 @@ generator + nats-server) per 1,000 tokens, added TTFT and gap percentiles, and
 whether every stream came whole and in order; and the ratio of the medians.
 
 Run alone: python -m bench.ab --baseline TREE [--tree TREE] [--streams 200]
-[--tokens 40] [--rounds 3] [--ramp-s 0] (a tree: e.g. `git worktree add /tmp/base main`)
+[--tokens 40] [--rounds 3] [--batches 1] [--ramp-s 0]
+(a tree: e.g. `git worktree add /tmp/base main`)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import run_streams
-from bench.measure import MODEL, measure_level
+from bench.measure import MODEL, gateway_side, measure_level
 from bench.paths import Route, running_simulator, running_tokenbus
 
 __all__ = ["compare_trees"]
@@ -34,9 +35,21 @@ _FIGURES = ("tokens_per_s", "cpu_s_per_1k_tokens", "ttft_p50_ms", "ttft_p99_ms",
 
 
 async def _round(route: Route, sim: Route, args: argparse.Namespace) -> dict[str, Any]:
-    level = await measure_level(route, sim, args.streams, args.tokens, ramp_s=args.ramp_s)
+    level = await measure_level(
+        route, sim, args.streams, args.tokens, batches=args.batches, ramp_s=args.ramp_s
+    )
     whole = level["streams_ok"] == level["streams"] and level["in_order"]
-    return {**{k: level[k] for k in _FIGURES}, "whole_and_in_order": whole}
+    tokens = max(level["tokens"], 1)
+    by_process = {
+        label: round(p["cpu_s"] * 1000 / tokens, 4)
+        for label, p in level["processes"].items()
+        if gateway_side(route.name, label)
+    }
+    return {
+        **{k: level[k] for k in _FIGURES},
+        "cpu_s_per_1k_tokens_by_process": by_process,
+        "whole_and_in_order": whole,
+    }
 
 
 def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,6 +86,7 @@ async def compare_trees(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "streams": args.streams,
         "tokens": args.tokens,
+        "batches": args.batches,
         "ramp_s": args.ramp_s,
         "baseline_tree": str(args.baseline),
         **{name: _summary(r) for name, r in rounds.items()},
@@ -96,6 +110,13 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=1,
+        help="levels run one after another per round (--streams 1 --tokens 1 --batches 300: "
+        "the CPU of a request, in ms, is the CPU s per 1k tokens)",
+    )
     parser.add_argument("--ramp-s", type=float, default=0.0, help="spread the starts over this")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(compare_trees(args)), indent=2), file=sys.stdout)

@@ -7,7 +7,11 @@ stack's (every tokenbus process) over a quiet interval, per second; the fit is m
 on each stream's CPU minus the relay's idle rate times the stream's wall time, so
 background ticks are not charged to requests (both fits are kept).
 
+`--baseline TREE` measures another source tree (a `git worktree`) the same way, in
+pairs run back to back (baseline, then this tree), for a change read as a difference.
+
 Run alone: python -m bench.costmodel [--lengths 1,20,80] [--repeats 8] [--itl-ms 20]
+[--baseline TREE] [--tree TREE] [--pairs 1]
 """
 
 from __future__ import annotations
@@ -114,11 +118,11 @@ def _fitted(points: list[tuple[float, float]]) -> dict[str, float]:
     return {"fixed_ms": round(fixed, 3), "per_chunk_ms": round(per_chunk, 4)}
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
+async def _measure_tree(tree: Path | None, args: argparse.Namespace) -> dict[str, Any]:
     lengths = tuple(int(x) for x in args.lengths.split(","))
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(running_simulator(50.0, args.itl_ms, max(lengths), WORK))
-        route = stack.enter_context(running_tokenbus(sim, WORK))
+        route = stack.enter_context(running_tokenbus(sim, WORK, pythonpath=tree))
         await run_streams(route.base_url, MODEL, 4, 20)  # warm up
         await asyncio.sleep(2)
         out = await measure_cost_model(route, lengths, args.repeats, args.idle_s)
@@ -127,12 +131,25 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         return out
 
 
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.baseline is None:
+        return await _measure_tree(args.tree, args)
+    pairs = []
+    for _ in range(args.pairs):
+        baseline = await _measure_tree(args.baseline, args)
+        pairs.append({"baseline": baseline, "this": await _measure_tree(args.tree, args)})
+    return {"baseline_tree": str(args.baseline), "pairs": pairs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.costmodel")
     parser.add_argument("--lengths", default="1,20,80")
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--itl-ms", type=float, default=20.0)
     parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--baseline", type=Path, help="a source tree to measure beside this one")
+    parser.add_argument("--tree", type=Path, help="the tree to measure (default: this checkout)")
+    parser.add_argument("--pairs", type=int, default=1)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(_main(args)), indent=2), file=sys.stdout)
 
