@@ -36,6 +36,12 @@ def chat_request_handler(
             log.info("redelivered while running here", extra={"turn_id": request.turn_id})
             await asyncio.wait({live})
             return
+        # Which replica took which request: the line an operator (and the crash tests)
+        # look for when a replica dies mid-turn, before its "model call finished".
+        log.info(
+            "turn started",
+            extra={"turn_id": request.turn_id, "model": request.model, "attempt": delivery.attempt},
+        )
         with cancels.running(request.turn_id):
             await generate_turn(
                 request,
