@@ -3,9 +3,9 @@
 One simulator and two `tokenbus up` stacks, one per tree, both up for the whole run;
 each round runs a level through both, the order alternating, so the drift of this
 shared machine hits both alike, and straight to the simulator (direct) for the
-ceiling. Reported per tree: tokens/s, relay CPU (gateway +
-generator + nats-server) per 1,000 tokens, added TTFT and gap percentiles, and
-whether every stream came whole and in order; and the ratio of the medians.
+ceiling. Reported per tree: tokens/s, relay CPU (gateway + generator + nats-server)
+per 1,000 tokens in all and per process, TTFT and gap percentiles, and whether
+every stream came whole and in order; and the ratio of the medians.
 
 Run alone: python -m bench.ab --baseline TREE [--tree TREE] [--streams 200]
 [--tokens 40] [--rounds 3] [--batches 1] [--ramp-s 0]
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import run_streams
-from bench.measure import MODEL, gateway_side, measure_level
+from bench.measure import MODEL, gateway_side, measure_level, per_1k
 from bench.paths import Route, running_simulator, running_tokenbus
 
 __all__ = ["compare_trees"]
@@ -39,9 +39,8 @@ async def _round(route: Route, sim: Route, args: argparse.Namespace) -> dict[str
         route, sim, args.streams, args.tokens, batches=args.batches, ramp_s=args.ramp_s
     )
     whole = level["streams_ok"] == level["streams"] and level["in_order"]
-    tokens = max(level["tokens"], 1)
     by_process = {
-        label: round(p["cpu_s"] * 1000 / tokens, 4)
+        label: per_1k(p["cpu_s"], level["tokens"])
         for label, p in level["processes"].items()
         if gateway_side(route.name, label)
     }

@@ -14,7 +14,14 @@ from bench.loadgen import Client, Kind, StreamResult, cancel_streams, run_stream
 from bench.paths import Route, is_front
 from bench.procstats import ProcSample, reset_peak, sample, self_cpu_s
 
-__all__ = ["gateway_side", "idle_rss", "measure_cancellation", "measure_level", "percentile"]
+__all__ = [
+    "gateway_side",
+    "idle_rss",
+    "measure_cancellation",
+    "measure_level",
+    "per_1k",
+    "percentile",
+]
 
 MODEL = "sim"
 
@@ -129,8 +136,8 @@ async def measure_level(
         "total_p50_ms": _ms(percentile([r.total_s for r in ok], 50)),
         "processes": procs,
         "relay_cpu_s": round(relay_cpu, 3),
-        "cpu_s_per_1k_tokens": _per_1k(relay_cpu, relayed) if route.name != "direct" else None,
-        "all_cpu_s_per_1k_tokens": _per_1k(all_cpu, relayed) if route.name != "direct" else None,
+        "cpu_s_per_1k_tokens": per_1k(relay_cpu, relayed) if route.name != "direct" else None,
+        "all_cpu_s_per_1k_tokens": per_1k(all_cpu, relayed) if route.name != "direct" else None,
         "front_kb_per_stream": round(front_growth / concurrency, 1) if front else None,
         "simulator_cpu_s": round(sim_cpu, 3),
         "simulator_core_share": round(sim_cpu / wall, 3),
@@ -176,7 +183,7 @@ async def measure_cancellation(
     }
 
 
-def _per_1k(cpu_s: float, tokens: int) -> float | None:
+def per_1k(cpu_s: float, tokens: int) -> float | None:
     return round(cpu_s / tokens * 1000, 4) if tokens else None
 
 
